@@ -1,0 +1,77 @@
+"""Request and response shapes of the accounts API."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from .models import Contact, Device, Platform, User
+
+
+class UserSerializer(serializers.ModelSerializer[User]):
+    class Meta:
+        model = User
+        fields = ["id", "username", "display_name"]
+        read_only_fields = fields
+
+
+class MeSerializer(serializers.ModelSerializer[User]):
+    class Meta:
+        model = User
+        fields = ["id", "username", "display_name", "created_at"]
+        read_only_fields = ["id", "username", "created_at"]
+
+
+class DeviceSerializer(serializers.ModelSerializer[Device]):
+    current = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Device
+        fields = ["id", "name", "platform", "token_prefix", "created_at", "last_used_at", "current"]
+        read_only_fields = fields
+
+    def get_current(self, device: Device) -> bool:
+        return device.pk == self.context.get("current_device_id")
+
+
+class SignUpSerializer(serializers.Serializer[None]):
+    username = serializers.RegexField(
+        r"^[\w.@+-]+\Z",
+        max_length=150,
+        error_messages={"invalid": "Use letters, digits and @/./+/-/_ only."},
+    )
+    password = serializers.CharField(max_length=128, write_only=True, trim_whitespace=False)
+    display_name = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+    device_name = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+    platform = serializers.ChoiceField(choices=Platform.choices, required=False, default=Platform.OTHER)
+    session = serializers.BooleanField(required=False, default=False, help_text="Also start a browser session (cookie).")
+
+
+class LoginSerializer(serializers.Serializer[None]):
+    username = serializers.CharField(max_length=150)
+    password = serializers.CharField(max_length=128, write_only=True, trim_whitespace=False)
+    device_name = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+    platform = serializers.ChoiceField(choices=Platform.choices, required=False, default=Platform.OTHER)
+    session = serializers.BooleanField(required=False, default=False, help_text="Also start a browser session (cookie).")
+
+
+class TokenResponseSerializer(serializers.Serializer[None]):
+    token = serializers.CharField(help_text="Shown once. Send as 'Authorization: Bearer <token>'.")
+    device = DeviceSerializer()
+    user = MeSerializer()
+
+
+class PasswordChangeSerializer(serializers.Serializer[None]):
+    old_password = serializers.CharField(max_length=128, trim_whitespace=False)
+    new_password = serializers.CharField(max_length=128, trim_whitespace=False)
+
+
+class ContactSerializer(serializers.ModelSerializer[Contact]):
+    user = UserSerializer(source="contact", read_only=True)
+
+    class Meta:
+        model = Contact
+        fields = ["user", "created_at"]
+
+
+class AddContactSerializer(serializers.Serializer[None]):
+    user_id = serializers.IntegerField(min_value=1)

@@ -1,0 +1,105 @@
+"""WebSocket authentication, done once when the socket opens.
+
+Apps pass their device token in the ``Authorization: Bearer <token>`` header, or, where
+the WebSocket API cannot set headers, as the ``access_token`` query parameter. Browsers
+are authenticated by their session cookie, and then the ``Origin`` header must name one of
+ALLOWED_HOSTS (cross-site WebSocket hijacking). The result lands in ``scope["user"]`` and
+``scope["device"]``; anonymous sockets get ``user=None`` and the consumer refuses them.
+
+Unlike Channels' AuthMiddlewareStack this does not wrap ``send``: wrapping costs ~15% of
+the per-delivery CPU on the fan-out path, and the session is never written from a socket.
+"""
+
+from __future__ import annotations
+
+from http.cookies import SimpleCookie
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+from django.contrib.sessions.backends.base import SessionBase
+from django.http.request import validate_host
+from django.utils.crypto import constant_time_compare
+from django.utils.module_loading import import_string
+
+from .authentication import SESSION_DEVICE_KEY
+from .models import Device, User
+from .tokens import device_for_token
+
+Scope = dict[str, Any]
+
+
+def _headers(scope: Scope) -> dict[bytes, bytes]:
+    return {name.lower(): value for name, value in scope.get("headers", [])}
+
+
+def _origin_allowed(origin: bytes) -> bool:
+    host = urlsplit(origin.decode("latin-1")).netloc.rsplit("@", 1)[-1]
+    hostname = host.split(":")[0] if not host.startswith("[") else host.split("]")[0] + "]"
+    allowed = list(settings.ALLOWED_HOSTS)
+    if settings.DEBUG:
+        allowed += ["localhost", "127.0.0.1", "[::1]"]
+    return bool(hostname) and validate_host(hostname, allowed)
+
+
+def _token_from(scope: Scope, headers: dict[bytes, bytes]) -> str | None:
+    authorization = headers.get(b"authorization", b"").decode("latin-1").split()
+    if len(authorization) == 2 and authorization[0].lower() in ("bearer", "token"):
+        return authorization[1]
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    tokens = query.get("access_token")
+    return tokens[0] if tokens else None
+
+
+def _device_for_session(session_key: str) -> Device | None:
+    engine = import_string(settings.SESSION_ENGINE)
+    session: SessionBase = engine.SessionStore(session_key)
+    user_id = session.get(SESSION_KEY)
+    device_id = session.get(SESSION_DEVICE_KEY)
+    if user_id is None or device_id is None or session.get(BACKEND_SESSION_KEY) is None:
+        return None
+    device = Device.objects.select_related("user").filter(pk=device_id, user_id=user_id).first()
+    if device is None or not device.is_usable:
+        return None
+    # The session hash ties the session to the password: a password change ends it.
+    if not constant_time_compare(session.get(HASH_SESSION_KEY, ""), device.user.get_session_auth_hash()):
+        return None
+    return device
+
+
+@database_sync_to_async
+def authenticate_scope(scope: Scope) -> tuple[User | None, Device | None, str | None]:
+    """Return (user, device, refusal reason)."""
+    headers = _headers(scope)
+    origin = headers.get(b"origin")
+    if origin is not None and not _origin_allowed(origin):
+        return None, None, "origin_not_allowed"
+    token = _token_from(scope, headers)
+    if token is not None:
+        device = device_for_token(token)
+        if device is None:
+            return None, None, "invalid_token"
+        return device.user, device, None
+    cookie = SimpleCookie()
+    cookie.load(headers.get(b"cookie", b"").decode("latin-1"))
+    morsel = cookie.get(settings.SESSION_COOKIE_NAME)
+    if morsel is None:
+        return None, None, "not_authenticated"
+    if origin is None:
+        return None, None, "origin_required"
+    device = _device_for_session(morsel.value)
+    if device is None:
+        return None, None, "not_authenticated"
+    return device.user, device, None
+
+
+class WebSocketAuthMiddleware:
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> Any:
+        user, device, refusal = await authenticate_scope(scope)
+        scope = dict(scope, user=user, device=device, auth_refusal=refusal)
+        return await self.inner(scope, receive, send)

@@ -1,0 +1,161 @@
+"""The message store contract.
+
+The message store keeps what the seed design puts in a key-value store: every message
+(keyed by conversation and message id, so history can later be split across databases by
+conversation) and every user's *sync queue*, the per-user, gap-free sequence of events a
+device replays to catch up. Conversations and memberships are relational data and live
+in the ``chat`` models, not here.
+
+A backend is chosen by ``settings.MESSAGE_STORE = {"BACKEND": "dotted.Path", "OPTIONS": {}}``
+and must pass ``tests/store/test_conformance.py``. The contract:
+
+* Message ids are assigned by the caller (``chat.ids``): 64-bit, time-sortable, unique.
+  The store never invents them.
+* ``put_message`` is atomic: the message and one sync entry per recipient are all stored,
+  or none is. ``(sender_id, client_msg_id)`` is unique: putting it again stores nothing and
+  returns the original message with ``created=False`` and the sender's original sequence
+  number, so a client retry is acknowledged with the same id and seq.
+* Sequence numbers: per user, start at 1, increase by exactly 1 per entry, never reused,
+  never skipped (a failed put leaves no gap). Concurrent puts touching the same users
+  must not deadlock and must not produce duplicate sequence numbers.
+* ``append_events`` stores non-message events (edits, deletes, membership changes, read
+  markers) in the same per-user sequences, with the same guarantees.
+* Edits and deletes change the stored message in place (delete = tombstone: text becomes
+  empty, ``deleted_at`` set; the id stays so history and sync show where it was) and
+  append the matching event to each given recipient's queue, atomically.
+* ``page_conversation``: with ``before`` (or neither), the newest ``limit`` messages with
+  ``id < before``, newest first; with ``after``, the oldest ``limit`` messages with
+  ``id > after``, newest first. Tombstones are included.
+* ``read_sync`` returns a user's entries with ``seq > after_seq`` in ascending order.
+* Text is stored exactly: any Unicode, including 4-byte characters, up to the caller's limit.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+class EventKind:
+    """Kinds of sync-queue entries. The wire frame types in docs/protocol.md match these."""
+
+    MESSAGE = "message.new"
+    EDITED = "message.edited"
+    DELETED = "message.deleted"
+    MEMBER_ADDED = "member.added"
+    MEMBER_REMOVED = "member.removed"
+    CONVERSATION_UPDATED = "conversation.updated"
+    READ = "read"  # the user's own read position moved (from another device)
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    id: int
+    conversation_id: int
+    sender_id: int
+    client_msg_id: str
+    text: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    id: int
+    conversation_id: int
+    sender_id: int
+    client_msg_id: str
+    text: str
+    created_at: datetime
+    edited_at: datetime | None = None
+    deleted_at: datetime | None = None
+
+    @property
+    def is_deleted(self) -> bool:
+        return self.deleted_at is not None
+
+
+@dataclass(frozen=True, slots=True)
+class PutResult:
+    message: StoredMessage
+    created: bool
+    # recipient user id -> sequence number of the new entry. When created is False, only
+    # the sender's original entry: {sender_id: seq}.
+    seqs: Mapping[int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """A non-message event for one user's sync queue."""
+
+    user_id: int
+    kind: str
+    conversation_id: int
+    message_id: int | None = None
+    payload: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SyncEntry:
+    user_id: int
+    seq: int
+    kind: str
+    conversation_id: int
+    message_id: int | None
+    payload: Mapping[str, Any]
+    created_at: datetime
+
+
+class MessageNotFound(LookupError):
+    pass
+
+
+class MessageStore(abc.ABC):
+    """Interface every message store backend implements. See the module docstring."""
+
+    def __init__(self, **options: Any) -> None:
+        self.options = options
+
+    @abc.abstractmethod
+    def put_message(self, message: NewMessage, *, recipient_ids: Iterable[int]) -> PutResult:
+        """Store ``message`` and append a ``message.new`` entry to each recipient's queue."""
+
+    @abc.abstractmethod
+    def append_events(self, events: Sequence[NewEvent]) -> dict[int, int]:
+        """Append events (at most one per user per call); return user id -> assigned seq."""
+
+    @abc.abstractmethod
+    def edit_message(
+        self, message_id: int, *, text: str, edited_at: datetime, recipient_ids: Iterable[int]
+    ) -> tuple[StoredMessage, dict[int, int]]:
+        """Replace the text, set ``edited_at``; append ``message.edited`` to each recipient."""
+
+    @abc.abstractmethod
+    def tombstone_message(
+        self, message_id: int, *, deleted_at: datetime, recipient_ids: Iterable[int]
+    ) -> tuple[StoredMessage, dict[int, int]]:
+        """Empty the text, set ``deleted_at``; append ``message.deleted`` to each recipient."""
+
+    @abc.abstractmethod
+    def get_messages(self, message_ids: Iterable[int]) -> dict[int, StoredMessage]:
+        """Messages by id; unknown ids are absent from the result."""
+
+    @abc.abstractmethod
+    def page_conversation(
+        self, conversation_id: int, *, before: int | None = None, after: int | None = None, limit: int = 50
+    ) -> list[StoredMessage]:
+        """One page of a conversation's history, newest first (see the contract)."""
+
+    @abc.abstractmethod
+    def count_messages(self, conversation_id: int, *, after_id: int, not_from: int | None = None) -> int:
+        """How many messages (tombstones excluded) have ``id > after_id``, optionally not sent by ``not_from``."""
+
+    @abc.abstractmethod
+    def read_sync(self, user_id: int, *, after_seq: int, limit: int) -> list[SyncEntry]:
+        """The user's sync entries with ``seq > after_seq``, ascending, at most ``limit``."""
+
+    @abc.abstractmethod
+    def last_seq(self, user_id: int) -> int:
+        """The user's highest assigned sequence number (0 if none)."""

@@ -1,0 +1,88 @@
+"""One error body for the whole REST API.
+
+Every 4xx/5xx answer from ``/api/`` looks like::
+
+    {"error": {"code": "validation_error", "message": "…", "fields": {"username": ["…"]}}}
+
+``code`` is stable and machine-readable; ``message`` is for people; ``fields`` maps a
+request field to its problems (empty when the error is not about one field).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from chatproject.errors import RateLimited, ServiceError
+
+_CODES_BY_CLASS: dict[type[exceptions.APIException], str] = {
+    exceptions.ValidationError: "validation_error",
+    exceptions.ParseError: "malformed_request",
+    exceptions.AuthenticationFailed: "authentication_failed",
+    exceptions.NotAuthenticated: "not_authenticated",
+    exceptions.PermissionDenied: "forbidden",
+    exceptions.NotFound: "not_found",
+    exceptions.MethodNotAllowed: "method_not_allowed",
+    exceptions.NotAcceptable: "not_acceptable",
+    exceptions.UnsupportedMediaType: "unsupported_media_type",
+    exceptions.Throttled: "rate_limited",
+}
+
+
+def error_body(code: str, message: str, fields: dict[str, list[str]] | None = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "fields": fields or {}}}
+
+
+def _flatten_fields(detail: Any, prefix: str = "") -> dict[str, list[str]]:
+    if isinstance(detail, dict):
+        flat: dict[str, list[str]] = {}
+        for key, value in detail.items():
+            name = f"{prefix}.{key}" if prefix else str(key)
+            flat.update(_flatten_fields(value, name))
+        return flat
+    if isinstance(detail, list) and detail and all(not isinstance(d, (dict, list)) for d in detail):
+        return {prefix or "non_field_errors": [str(d) for d in detail]}
+    if isinstance(detail, list):
+        flat = {}
+        for index, item in enumerate(detail):
+            flat.update(_flatten_fields(item, f"{prefix}[{index}]"))
+        return flat
+    return {prefix or "non_field_errors": [str(detail)]}
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, ServiceError):
+        headers = {}
+        if isinstance(exc, RateLimited):
+            headers["Retry-After"] = str(math.ceil(exc.retry_after))
+        return Response(
+            error_body(exc.code, exc.message, {k: list(v) for k, v in exc.fields.items()}),
+            status=exc.status,
+            headers=headers,
+        )
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied()
+
+    response = drf_exception_handler(exc, context)
+    if response is None or not isinstance(exc, exceptions.APIException):
+        return response
+
+    code = next((c for cls, c in _CODES_BY_CLASS.items() if isinstance(exc, cls)), "error")
+    if isinstance(exc, exceptions.ValidationError):
+        fields = _flatten_fields(exc.detail)
+        non_field = fields.get("non_field_errors")
+        message = non_field[0] if non_field and len(fields) == 1 else "The request has invalid fields."
+        response.data = error_body(code, message, fields)
+    else:
+        response.data = error_body(code, str(exc.detail) if not isinstance(exc.detail, (list, dict)) else "")
+    if response.status_code == status.HTTP_429_TOO_MANY_REQUESTS:
+        response.data["error"]["message"] = "Too many requests. Try again later."
+    return response

@@ -1,0 +1,52 @@
+"""System checks that refuse production-only mistakes at start-up (``manage.py check --deploy``
+runs them, and so does every server start)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.checks import Error, Warning, register
+
+_LOCAL_HOSTS = {"localhost", "127.0.0.1", "[::1]", "::1", "testserver"}
+
+
+@register()
+def check_production_mistakes(app_configs: Any = None, **kwargs: Any) -> list[Error | Warning]:
+    problems: list[Error | Warning] = []
+    public_hosts = [h for h in settings.ALLOWED_HOSTS if h not in _LOCAL_HOSTS]
+    if settings.DEBUG and public_hosts:
+        problems.append(
+            Error(
+                "DEBUG is on while ALLOWED_HOSTS names public hosts.",
+                hint="Unset DEBUG in production: it leaks settings and source in error pages.",
+                id="chatproject.E001",
+            )
+        )
+    if settings.SERVER_PROCESSES > 1 and not settings.REDIS_URL:
+        problems.append(
+            Error(
+                "SERVER_PROCESSES > 1 but no REDIS_URL: the in-memory channel layer and realtime "
+                "hub cannot deliver between processes.",
+                hint="Set REDIS_URL, or run one server process.",
+                id="chatproject.E002",
+            )
+        )
+    insecure = settings.SECRET_KEY.startswith("django-insecure") or len(settings.SECRET_KEY) < 40
+    if insecure and public_hosts:
+        problems.append(
+            Error(
+                "SECRET_KEY is insecure (too short or a django-insecure placeholder).",
+                hint="Unset SECRET_KEY to use the generated one in DATA_DIR, or set a long random one.",
+                id="chatproject.E003",
+            )
+        )
+    if settings.SERVER_PROCESSES > 1 and settings.EMBEDDED_DATABASE:
+        problems.append(
+            Warning(
+                "SERVER_PROCESSES > 1 on SQLite: writes serialize on one file.",
+                hint="Set DATABASE_URL to PostgreSQL for several processes.",
+                id="chatproject.W001",
+            )
+        )
+    return problems

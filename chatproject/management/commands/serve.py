@@ -1,0 +1,49 @@
+"""``manage.py serve``: migrate, then run the ASGI server and print the URL to open.
+
+This is the one-process product: HTTP, WebSocket and static files from one server. In
+production run several of these behind a load balancer (docs/operations.md).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandParser
+
+
+class Command(BaseCommand):
+    help = "Apply migrations and serve the chat app (HTTP + WebSocket)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--server", choices=["uvicorn", "daphne"], default="uvicorn")
+        parser.add_argument("--no-migrate", action="store_true", help="Skip applying migrations.")
+
+    def handle(self, *args: Any, host: str, port: int, server: str, no_migrate: bool, **options: Any) -> None:
+        if not no_migrate:
+            call_command("migrate", interactive=False, verbosity=0)
+        shown_host = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host  # noqa: S104
+        self.stdout.write(self.style.SUCCESS(f"Chat is running at http://{shown_host}:{port}/  (Ctrl+C to stop)"))
+        self.stdout.flush()
+        if server == "daphne":
+            from daphne.cli import CommandLineInterface
+
+            CommandLineInterface().run(["-b", host, "-p", str(port), "chatproject.asgi:application"])
+            return
+        import uvicorn
+
+        uvicorn.run(
+            "chatproject.asgi:application",
+            host=host,
+            port=port,
+            # The sans-I/O websockets implementation costs ~24% less CPU per frame than the
+            # older "websockets" mode (measured; see docs/performance.md).
+            ws="websockets-sansio",
+            ws_max_size=1_048_576,
+            loop="uvloop",
+            http="httptools",
+            lifespan="off",
+            log_level="warning",
+        )

@@ -1,0 +1,37 @@
+# Shared setup for scripts/run and scripts/test. Idempotent: quick when all is in place.
+
+ensure_venv() {  # ensure_venv [dev]
+    local want=requirements.txt
+    [ "${1:-}" = dev ] && want=requirements-dev.txt
+    if [ ! -x .venv/bin/python ]; then
+        python3 -m venv .venv
+    fi
+    local stamp=".venv/.installed-$(cat requirements.txt "$want" | sha256sum | cut -c1-16)-${1:-run}"
+    if [ ! -f "$stamp" ]; then
+        .venv/bin/pip install --quiet --upgrade pip
+        .venv/bin/pip install --quiet -r "$want"
+        touch "$stamp"
+    fi
+}
+
+ensure_system_packages() {
+    # Browser tests drive Debian's Chromium (no browser download is possible here).
+    if ! command -v chromium >/dev/null 2>&1; then
+        if [ "$(id -u)" = 0 ]; then
+            apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+        else
+            echo "chromium is missing; install it (apt-get install chromium) for the browser tests" >&2
+        fi
+    fi
+}
+
+ensure_services() {
+    if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+        pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start || true
+        for _ in $(seq 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+    fi
+    if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+        redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
+        for _ in $(seq 30); do redis-cli -h 127.0.0.1 ping >/dev/null 2>&1 && break; sleep 1; done
+    fi
+}

@@ -1,0 +1,62 @@
+"""Shared fixtures. The suite runs on whatever configuration the environment selects:
+embedded (nothing set) or production (DATABASE_URL, REDIS_URL, CELERY_BROKER_URL); see
+scripts/test."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.core.cache import cache
+from rest_framework.test import APIClient
+
+from accounts import services as account_services
+from accounts.models import User
+
+PASSWORD = "correct-horse-battery-staple"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_shared_state() -> Iterator[None]:
+    """Throttle counters, rate limits and realtime routes must not leak between tests."""
+    cache.clear()
+    if settings.REDIS_URL:
+        import redis
+
+        client = redis.Redis.from_url(settings.REDIS_URL)
+        client.flushdb()
+        client.close()
+    yield
+
+
+@pytest.fixture
+def make_user(db: Any) -> Callable[..., User]:
+    counter = iter(range(1, 1_000_000))
+
+    def make(username: str | None = None, *, display_name: str = "") -> User:
+        return account_services.sign_up(
+            username=username or f"user{next(counter)}", password=PASSWORD, display_name=display_name
+        )
+
+    return make
+
+
+@pytest.fixture
+def api() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def login_client(make_user: Callable[..., User]) -> Callable[..., tuple[APIClient, User, str]]:
+    """Returns (client authenticated with a fresh device token, user, token)."""
+
+    def make(user: User | None = None, *, device_name: str = "test device") -> tuple[APIClient, User, str]:
+        user = user or make_user()
+        issued = account_services.issue_device_token(user, device_name=device_name, platform="android")
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {issued.token}")
+        return client, user, issued.token
+
+    return make
