@@ -1,0 +1,360 @@
+"""The chat WebSocket consumer: one per connected device.
+
+It translates frames to service calls and service errors to ``error`` frames, and keeps
+the device's stream gap-free: every event with a ``seq`` reaches the device exactly once
+and in order, whether it arrives live, out of order from concurrent senders, or has to be
+read back from the device's sync queue.
+
+It deliberately bypasses parts of Channels' consumer machinery on the per-frame path:
+events come from the process hub (chat.realtime.hub), not a channel layer, and frames are
+dispatched without Channels' per-message hop to a worker thread (database work happens
+only in the service calls that need it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import orjson
+from channels.consumer import AsyncConsumer
+from channels.db import database_sync_to_async
+from django.conf import settings
+
+from accounts.models import Device, User
+from chat import protocol, realtime
+from chat.services import messages as message_service
+from chat.services import sync as sync_service
+from chat.services.payloads import iso, message_payload
+from chat.store import get_message_store
+from chatproject.errors import RateLimited, ServiceError
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+HEARTBEAT_INTERVAL_SECONDS = 25
+# A seq gap not filled by a late live event within this time is read from the sync queue.
+GAP_FILL_DELAY_SECONDS = 0.2
+PENDING_LIMIT = 2_000
+BACKLOG_LIMIT = 5_000
+ACK_FLUSH_SECONDS = 1.0
+# Frame flood control: a token bucket per connection; persistent abuse closes the socket.
+FRAME_RATE_PER_SECOND = 30.0
+FRAME_BURST = 60.0
+ABUSE_CLOSE_AFTER = 50
+
+
+async def _in_thread(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    # Not thread-sensitive: service calls from many sockets may run in parallel threads.
+    result: T = await database_sync_to_async(func, thread_sensitive=False)(*args, **kwargs)
+    return result
+
+
+class ChatConsumer(AsyncConsumer):  # type: ignore[misc]
+    user_id: int
+    device_id: int
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        self.scope = scope
+        self.base_send = send
+        self._connected = False
+        self._closed = False
+        self._live = False
+        self._cursor = 0
+        self._pending: dict[int, bytes] = {}
+        self._gap_timer: asyncio.TimerHandle | None = None
+        self._catching_up = False
+        self._catch_up_task: asyncio.Task[None] | None = None
+        self._acked = 0
+        self._acked_flushed = 0
+        self._ack_task: asyncio.Task[None] | None = None
+        self._tokens = FRAME_BURST
+        self._tokens_at = time.monotonic()
+        self._violations = 0
+        self._backlog: deque[bytes] = deque()
+        self._writer: asyncio.Task[None] | None = None
+        # uvicorn's protocol exposes whether the transport accepts more data; with it a slow
+        # reader gets a backlog instead of stalling delivery to everyone else.
+        self._writable: asyncio.Event | None = getattr(getattr(send, "__self__", None), "writable", None)
+        try:
+            while True:
+                message = await receive()
+                kind = message["type"]
+                if kind == "websocket.receive":
+                    await self._on_frame(message.get("text") or message.get("bytes") or b"")
+                elif kind == "websocket.connect":
+                    await self._on_connect()
+                elif kind == "websocket.disconnect":
+                    break
+        finally:
+            await self._on_disconnect()
+
+    # --- connection lifecycle ------------------------------------------------------------
+    async def _on_connect(self) -> None:
+        user: User | None = self.scope.get("user")
+        device: Device | None = self.scope.get("device")
+        await self.base_send({"type": "websocket.accept"})
+        self._connected = True
+        if user is None or device is None:
+            reason = self.scope.get("auth_refusal") or "not_authenticated"
+            code = protocol.CLOSE_ORIGIN_NOT_ALLOWED if reason.startswith("origin") else protocol.CLOSE_NOT_AUTHENTICATED
+            await self._send_frame(protocol.error_frame(reason, "Authenticate with a device token or a session."))
+            await self._close(code)
+            return
+        self.user_id = user.pk
+        self.device_id = device.pk
+        await realtime.get_hub().register(self)
+        last_seq, delivered = await _in_thread(self._hello_state)
+        self._acked = self._acked_flushed = delivered
+        hello: protocol.HelloFrame = {
+            "type": "hello",
+            "user_id": self.user_id,
+            "device_id": self.device_id,
+            "last_seq": last_seq,
+            "delivered_seq": delivered,
+            "heartbeat_interval": HEARTBEAT_INTERVAL_SECONDS,
+            "max_text_length": settings.MAX_MESSAGE_LENGTH,
+        }
+        await self._send_frame(hello)
+
+    def _hello_state(self) -> tuple[int, int]:
+        return get_message_store().last_seq(self.user_id), sync_service.delivered_seq(self.device_id)
+
+    async def _on_disconnect(self) -> None:
+        self._closed = True
+        if self._gap_timer is not None:
+            self._gap_timer.cancel()
+        for task in (self._writer, self._catch_up_task):
+            if task is not None and not task.done():
+                task.cancel()
+        if hasattr(self, "device_id"):
+            await realtime.get_hub().unregister(self)
+            if self._ack_task is not None:
+                self._ack_task.cancel()
+            await self._flush_ack()
+
+    async def _close(self, code: int) -> None:
+        if not self._closed:
+            self._closed = True
+            with contextlib.suppress(Exception):
+                await self.base_send({"type": "websocket.close", "code": code})
+
+    async def close_revoked(self) -> None:
+        await self._send_frame(protocol.error_frame("revoked", "This device was logged out."))
+        await self._close(protocol.CLOSE_REVOKED)
+
+    # --- outgoing --------------------------------------------------------------------------
+    async def _send_frame(self, frame: Any) -> None:
+        await self._send_bytes(orjson.dumps(frame))
+
+    async def _send_bytes(self, data: bytes) -> None:
+        if self._closed or not self._connected:
+            return
+        if self._backlog or (self._writable is not None and not self._writable.is_set()):
+            if len(self._backlog) >= BACKLOG_LIMIT:
+                # The device reads slower than it is written to; it resyncs from its cursor.
+                self._backlog.clear()
+                await self._close(protocol.CLOSE_TOO_SLOW)
+                return
+            self._backlog.append(data)
+            if self._writer is None or self._writer.done():
+                self._writer = asyncio.create_task(self._drain_backlog())
+            return
+        await self.base_send({"type": "websocket.send", "text": data.decode()})
+
+    async def _drain_backlog(self) -> None:
+        while self._backlog and not self._closed:
+            data = self._backlog.popleft()
+            await self.base_send({"type": "websocket.send", "text": data.decode()})
+
+    async def deliver(self, seq: int | None, frame: bytes) -> None:
+        """Called by the hub for every event addressed to this device's user."""
+        if seq is None:
+            await self._send_bytes(frame)
+            return
+        if not self._live or self._catching_up:
+            if len(self._pending) < PENDING_LIMIT:
+                self._pending[seq] = frame
+            return
+        if seq <= self._cursor:
+            return
+        if seq == self._cursor + 1:
+            self._cursor = seq
+            await self._send_bytes(frame)
+            await self._flush_pending()
+            return
+        self._pending[seq] = frame
+        if self._gap_timer is None:
+            self._gap_timer = asyncio.get_running_loop().call_later(GAP_FILL_DELAY_SECONDS, self._gap_timeout)
+
+    async def _flush_pending(self) -> None:
+        while self._pending:
+            frame = self._pending.pop(self._cursor + 1, None)
+            if frame is None:
+                break
+            self._cursor += 1
+            await self._send_bytes(frame)
+        for stale in [s for s in self._pending if s <= self._cursor]:
+            del self._pending[stale]
+        if not self._pending and self._gap_timer is not None:
+            self._gap_timer.cancel()
+            self._gap_timer = None
+
+    def _gap_timeout(self) -> None:
+        self._gap_timer = None
+        if self._pending and not self._closed and not self._catching_up:
+            self._catch_up_task = asyncio.create_task(self._catch_up())
+
+    async def _catch_up(self) -> None:
+        """Fill a gap from the sync queue: everything after the cursor, then what was pending."""
+        self._catching_up = True
+        try:
+            while not self._closed:
+                page = await _in_thread(sync_service.sync_page, self.user_id, after_seq=self._cursor, limit=500)
+                for event in page.events:
+                    if event["seq"] == self._cursor + 1:
+                        self._cursor = event["seq"]
+                        await self._send_frame(event)
+                if not page.has_more:
+                    break
+        finally:
+            self._catching_up = False
+        await self._flush_pending()
+        if self._pending and self._gap_timer is None and not self._closed:
+            self._gap_timer = asyncio.get_running_loop().call_later(GAP_FILL_DELAY_SECONDS, self._gap_timeout)
+
+    # --- incoming --------------------------------------------------------------------------
+    def _take_token(self) -> bool:
+        now = time.monotonic()
+        self._tokens = min(FRAME_BURST, self._tokens + (now - self._tokens_at) * FRAME_RATE_PER_SECOND)
+        self._tokens_at = now
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return True
+        return False
+
+    async def _on_frame(self, raw: str | bytes) -> None:
+        if not hasattr(self, "device_id") or self._closed:
+            return
+        if not self._take_token():
+            self._violations += 1
+            if self._violations >= ABUSE_CLOSE_AFTER:
+                await self._send_frame(protocol.error_frame("flood", "Too many frames; closing."))
+                await self._close(protocol.CLOSE_ABUSIVE)
+                return
+            await self._send_frame(protocol.error_frame("rate_limited", "Too many frames; slow down."))
+            return
+        try:
+            frame = protocol.parse_client_frame(raw)
+        except protocol.FrameError as exc:
+            await self._send_frame(protocol.error_frame(exc.code, exc.message, exc.ref))
+            return
+        handler = getattr(self, "_handle_" + frame.type)
+        try:
+            await handler(frame)
+        except RateLimited as exc:
+            await self._send_frame({**protocol.error_frame(exc.code, exc.message, frame.ref), "retry_after": exc.retry_after})
+        except ServiceError as exc:
+            await self._send_frame(protocol.error_frame(exc.code, exc.message, frame.ref))
+        except Exception:
+            logger.exception("chat consumer: %s frame failed", frame.type)
+            await self._send_frame(protocol.error_frame("server_error", "Something went wrong; try again.", frame.ref))
+
+    async def _handle_ping(self, frame: protocol.PingFrame) -> None:
+        await self._send_frame({"type": "pong", "ref": frame.ref})
+
+    async def _handle_send(self, frame: protocol.SendFrame) -> None:
+        result = await _in_thread(
+            message_service.send_message,
+            sender_id=self.user_id,
+            device_id=self.device_id,
+            conversation_id=frame.conversation_id,
+            client_msg_id=frame.client_msg_id,
+            text=frame.text,
+        )
+        sent: protocol.SentFrame = {
+            "type": "sent",
+            "ref": frame.ref,
+            "client_msg_id": frame.client_msg_id,
+            "conversation_id": result.message.conversation_id,
+            "message_id": result.message.id,
+            "seq": result.seq,
+            "created_at": iso(result.message.created_at) or "",
+            "duplicate": result.duplicate,
+        }
+        if result.duplicate:
+            await self._send_frame(sent)
+        else:
+            # The ack takes this device's place in its own stream (it was skipped by the
+            # fan-out), so its seq keeps the stream gap-free.
+            await self.deliver(result.seq, orjson.dumps(sent))
+
+    async def _handle_sync(self, frame: protocol.SyncFrame) -> None:
+        after = frame.after if frame.after is not None else self._acked
+        page = await _in_thread(sync_service.sync_page, self.user_id, after_seq=after, limit=frame.limit)
+        reply: protocol.SyncPageFrame = {
+            "type": "sync.page",
+            "ref": frame.ref,
+            "events": page.events,
+            "last_seq": page.last_seq,
+            "has_more": page.has_more,
+        }
+        await self._send_frame(reply)
+        if not page.has_more:
+            self._cursor = page.last_seq
+            self._live = True
+            await self._flush_pending()
+            if self._pending and self._gap_timer is None:
+                self._gap_timer = asyncio.get_running_loop().call_later(GAP_FILL_DELAY_SECONDS, self._gap_timeout)
+
+    async def _handle_ack(self, frame: protocol.AckFrame) -> None:
+        self._acked = max(self._acked, frame.seq)
+        if self._ack_task is None or self._ack_task.done():
+            self._ack_task = asyncio.create_task(self._flush_ack_later())
+
+    async def _flush_ack_later(self) -> None:
+        await asyncio.sleep(ACK_FLUSH_SECONDS)
+        await self._flush_ack()
+
+    async def _flush_ack(self) -> None:
+        if self._acked > self._acked_flushed:
+            previous, self._acked_flushed = self._acked_flushed, self._acked
+            try:
+                await _in_thread(
+                    sync_service.acknowledge,
+                    user_id=self.user_id,
+                    device_id=self.device_id,
+                    seq=self._acked,
+                    previous_seq=previous,
+                )
+            except Exception:
+                logger.exception("chat consumer: storing the delivery cursor failed")
+
+    async def _handle_read(self, frame: protocol.ReadFrame) -> None:
+        membership = await _in_thread(
+            sync_service.mark_read,
+            user_id=self.user_id,
+            conversation_id=frame.conversation_id,
+            message_id=frame.message_id,
+            device_id=None,
+        )
+        await self._send_frame(
+            {"type": "ok", "ref": frame.ref, "last_read_id": membership.last_read_id, "unread_count": membership.unread_count}
+        )
+
+    async def _handle_edit(self, frame: protocol.EditFrame) -> None:
+        await _in_thread(message_service.edit_message, user_id=self.user_id, message_id=frame.message_id, text=frame.text)
+        await self._send_frame({"type": "ok", "ref": frame.ref})
+
+    async def _handle_delete(self, frame: protocol.DeleteFrame) -> None:
+        await _in_thread(message_service.delete_message, user_id=self.user_id, message_id=frame.message_id)
+        await self._send_frame({"type": "ok", "ref": frame.ref})
+
+    async def _handle_fetch(self, frame: protocol.FetchFrame) -> None:
+        found = await _in_thread(message_service.fetch_messages, self.user_id, list(frame.message_ids))
+        await self._send_frame({"type": "messages", "ref": frame.ref, "messages": [message_payload(m) for m in found]})

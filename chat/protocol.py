@@ -1,0 +1,195 @@
+"""The WebSocket protocol's frames, each defined once (docs/protocol.md documents them and
+tests/chat/test_protocol_doc.py checks the document against these definitions).
+
+Client frames are validated with pydantic: a frame that fails validation gets an ``error``
+frame with a stable ``code`` and the client's ``ref`` echoed, and nothing happens.
+Server frames are plain dicts shaped by the TypedDicts below, serialized with orjson.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, TypedDict
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+Ref = Annotated[str, Field(max_length=64)]
+MessageId = Annotated[int, Field(ge=1, lt=2**63)]
+ConversationId = Annotated[int, Field(ge=1, lt=2**63)]
+Seq = Annotated[int, Field(ge=0, lt=2**63)]
+
+# WebSocket close codes (docs/protocol.md, "Closing").
+CLOSE_NOT_AUTHENTICATED = 4001
+CLOSE_REVOKED = 4002
+CLOSE_ORIGIN_NOT_ALLOWED = 4003
+CLOSE_ABUSIVE = 4008
+CLOSE_TOO_SLOW = 4009
+
+
+class _ClientFrame(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    ref: Ref | None = None
+
+
+class SendFrame(_ClientFrame):
+    type: Literal["send"]
+    conversation_id: ConversationId
+    client_msg_id: Annotated[str, Field(min_length=1, max_length=64)]
+    # Length limits are checked by the service (one rule for REST and WebSocket).
+    text: str
+
+
+class SyncFrame(_ClientFrame):
+    type: Literal["sync"]
+    after: Seq | None = None
+    limit: Annotated[int, Field(ge=1, le=500)] = 200
+
+
+class AckFrame(_ClientFrame):
+    type: Literal["ack"]
+    seq: Seq
+
+
+class ReadFrame(_ClientFrame):
+    type: Literal["read"]
+    conversation_id: ConversationId
+    message_id: MessageId
+
+
+class EditFrame(_ClientFrame):
+    type: Literal["edit"]
+    message_id: MessageId
+    text: str
+
+
+class DeleteFrame(_ClientFrame):
+    type: Literal["delete"]
+    message_id: MessageId
+
+
+class FetchFrame(_ClientFrame):
+    type: Literal["fetch"]
+    message_ids: Annotated[list[MessageId], Field(min_length=1, max_length=100)]
+
+
+class PingFrame(_ClientFrame):
+    type: Literal["ping"]
+
+
+ClientFrame = Annotated[
+    SendFrame | SyncFrame | AckFrame | ReadFrame | EditFrame | DeleteFrame | FetchFrame | PingFrame,
+    Field(discriminator="type"),
+]
+CLIENT_FRAME_TYPES = ("send", "sync", "ack", "read", "edit", "delete", "fetch", "ping")
+_client_frame_adapter: TypeAdapter[ClientFrame] = TypeAdapter(ClientFrame)
+
+
+class FrameError(Exception):
+    def __init__(self, code: str, message: str, ref: str | None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.ref = ref
+
+
+def parse_client_frame(raw: str | bytes) -> ClientFrame:
+    """Parse and validate one client frame, or raise FrameError with a stable code."""
+    try:
+        return _client_frame_adapter.validate_json(raw)
+    except ValidationError as exc:
+        ref = _salvage_ref(raw)
+        first = exc.errors()[0]
+        kind = first["type"]
+        if kind == "json_invalid":
+            raise FrameError("malformed_frame", "The frame is not valid JSON.", ref) from None
+        if kind in ("union_tag_invalid", "union_tag_not_found"):
+            raise FrameError("unknown_frame_type", f"Frame type must be one of: {', '.join(CLIENT_FRAME_TYPES)}.", ref) from None
+        if kind in ("model_type", "model_attributes_type", "dict_type"):
+            raise FrameError("malformed_frame", "A frame must be a JSON object.", ref) from None
+        where = ".".join(str(part) for part in first["loc"][1:]) or "frame"
+        raise FrameError("invalid_frame", f"{where}: {first['msg']}", ref) from None
+
+
+def _salvage_ref(raw: str | bytes) -> str | None:
+    import orjson
+
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    ref = data.get("ref") if isinstance(data, dict) else None
+    return ref if isinstance(ref, str) and len(ref) <= 64 else None
+
+
+# --- Server frames --------------------------------------------------------------------------
+
+
+class MessagePayload(TypedDict):
+    id: int
+    conversation_id: int
+    sender_id: int
+    client_msg_id: str
+    text: str
+    length: int  # of the full text, in characters (Unicode code points)
+    truncated: bool  # text is a preview; fetch the full body with a "fetch" frame or REST
+    created_at: str
+    edited_at: str | None
+    deleted: bool
+
+
+class HelloFrame(TypedDict):
+    type: Literal["hello"]
+    user_id: int
+    device_id: int
+    last_seq: int
+    delivered_seq: int
+    heartbeat_interval: int
+    max_text_length: int
+
+
+class SentFrame(TypedDict):
+    type: Literal["sent"]
+    ref: str | None
+    client_msg_id: str
+    conversation_id: int
+    message_id: int
+    seq: int
+    created_at: str
+    duplicate: bool
+
+
+class SyncPageFrame(TypedDict):
+    type: Literal["sync.page"]
+    ref: str | None
+    events: list[dict[str, Any]]
+    last_seq: int
+    has_more: bool
+
+
+class ErrorFrame(TypedDict):
+    type: Literal["error"]
+    ref: str | None
+    code: str
+    message: str
+
+
+SERVER_FRAME_TYPES = (
+    "hello",
+    "sent",
+    "message.new",
+    "message.edited",
+    "message.deleted",
+    "member.added",
+    "member.removed",
+    "conversation.updated",
+    "read",
+    "receipt",
+    "sync.page",
+    "messages",
+    "ok",
+    "error",
+    "pong",
+)
+
+
+def error_frame(code: str, message: str, ref: str | None = None) -> ErrorFrame:
+    return {"type": "error", "ref": ref, "code": code, "message": message}

@@ -1,0 +1,110 @@
+"""Realtime event publishing: the only module that sends events to connected devices.
+
+Services call :func:`publish` after their transaction commits (``transaction.on_commit``),
+from any thread or process (server, Celery worker, admin). With ``REDIS_URL`` the event
+is routed through Redis to the processes holding the recipients' connections (one round
+trip, whatever the number of recipients); on the embedded default it is handed straight
+to this process's hub.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from django.conf import settings
+
+from . import envelope
+from .hub import Hub, get_hub, local_hubs
+from .routes import ROUTE_AND_PUBLISH_LUA, user_route_key
+
+__all__ = ["Hub", "apublish", "disconnect_devices", "get_hub", "publish"]
+
+_redis_lock = threading.Lock()
+_redis_script: Any = None
+_async_scripts: dict[asyncio.AbstractEventLoop, Any] = {}
+_pending: set[asyncio.Task[None]] = set()
+
+
+def _sync_script() -> Any:
+    global _redis_script  # noqa: PLW0603 (one client per process, created on first use)
+    if _redis_script is None:
+        with _redis_lock:
+            if _redis_script is None:
+                import redis
+
+                client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5, max_connections=200)
+                _redis_script = client.register_script(ROUTE_AND_PUBLISH_LUA)
+    return _redis_script
+
+
+def _async_script() -> Any:
+    loop = asyncio.get_running_loop()
+    script = _async_scripts.get(loop)
+    if script is None:
+        import redis.asyncio as aioredis
+
+        client = aioredis.Redis.from_url(settings.REDIS_URL, socket_timeout=5, max_connections=200)
+        script = _async_scripts[loop] = client.register_script(ROUTE_AND_PUBLISH_LUA)
+    return script
+
+
+def _dispatch_locally(data: bytes) -> None:
+    for hub in local_hubs():
+        hub.loop.call_soon_threadsafe(_start_dispatch, hub, data)
+
+
+def _start_dispatch(hub: Hub, data: bytes) -> None:
+    task = hub.loop.create_task(hub.dispatch(data))
+    _pending.add(task)  # keep a reference until done, or the task may be collected mid-way
+    task.add_done_callback(_pending.discard)
+
+
+def publish(
+    user_ids: Sequence[int],
+    frame: Mapping[str, Any] | bytes,
+    *,
+    seqs: Mapping[int, int] | None = None,
+    skip_device_id: int | None = None,
+) -> None:
+    """Send ``frame`` to every connected device of ``user_ids``.
+
+    With ``seqs`` (user id -> sequence number) each recipient's frame carries its ``seq``;
+    such events are also in the recipients' sync queues, so a device that misses the live
+    copy gets it on its next sync. Without ``seqs`` the event is ephemeral.
+    """
+    if not user_ids:
+        return
+    data = envelope.encode(user_ids, frame, seqs=seqs, skip_device_id=skip_device_id)
+    if settings.REDIS_URL:
+        _sync_script()(keys=[user_route_key(u) for u in user_ids], args=[data])
+    else:
+        _dispatch_locally(data)
+
+
+async def apublish(
+    user_ids: Sequence[int],
+    frame: Mapping[str, Any] | bytes,
+    *,
+    seqs: Mapping[int, int] | None = None,
+    skip_device_id: int | None = None,
+) -> None:
+    """:func:`publish` for async callers (the consumer), without a thread hop."""
+    if not user_ids:
+        return
+    data = envelope.encode(user_ids, frame, seqs=seqs, skip_device_id=skip_device_id)
+    if settings.REDIS_URL:
+        await _async_script()(keys=[user_route_key(u) for u in user_ids], args=[data])
+    else:
+        _dispatch_locally(data)
+
+
+def disconnect_devices(*, user_id: int, device_ids: Sequence[int]) -> None:
+    """Close the live connections of revoked devices, wherever they are."""
+    data = envelope.encode([user_id], b"{}", close_device_ids=device_ids)
+    if settings.REDIS_URL:
+        _sync_script()(keys=[user_route_key(user_id)], args=[data])
+    else:
+        _dispatch_locally(data)

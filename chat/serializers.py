@@ -1,0 +1,97 @@
+"""Request and response shapes of the chat REST API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+
+class MessageSerializer(serializers.Serializer[Any]):
+    id = serializers.IntegerField()
+    conversation_id = serializers.IntegerField()
+    sender_id = serializers.IntegerField()
+    client_msg_id = serializers.CharField()
+    text = serializers.CharField()
+    length = serializers.IntegerField()
+    truncated = serializers.BooleanField()
+    created_at = serializers.CharField()
+    edited_at = serializers.CharField(allow_null=True)
+    deleted = serializers.BooleanField()
+
+
+class MemberSerializer(serializers.Serializer[Any]):
+    user_id = serializers.IntegerField()
+    role = serializers.CharField()
+    last_read_id = serializers.IntegerField()
+    last_delivered_id = serializers.IntegerField()
+
+
+class ConversationSerializer(serializers.Serializer[Any]):
+    id = serializers.IntegerField()
+    kind = serializers.ChoiceField(choices=["direct", "group"])
+    name = serializers.CharField(allow_blank=True)
+    created_at = serializers.CharField()
+    last_message_id = serializers.IntegerField(allow_null=True)
+    last_message = MessageSerializer(allow_null=True, required=False)
+    unread_count = serializers.IntegerField()
+    last_read_id = serializers.IntegerField()
+    muted = serializers.BooleanField()
+    role = serializers.CharField()
+    members = MemberSerializer(many=True, required=False)
+
+
+class CreateConversationSerializer(serializers.Serializer[Any]):
+    kind = serializers.ChoiceField(choices=["direct", "group"])
+    user_id = serializers.IntegerField(required=False, min_value=1, help_text="The other user (direct).")
+    name = serializers.CharField(required=False, max_length=100, allow_blank=True, help_text="Group name.")
+    member_ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=1), required=False, max_length=200, help_text="Group members."
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs["kind"] == "direct" and "user_id" not in attrs:
+            raise serializers.ValidationError({"user_id": ["Required for a direct conversation."]})
+        if attrs["kind"] == "group" and not attrs.get("name", "").strip():
+            raise serializers.ValidationError({"name": ["Required for a group."]})
+        return attrs
+
+
+class UpdateConversationSerializer(serializers.Serializer[Any]):
+    name = serializers.CharField(required=False, max_length=100)
+    muted = serializers.BooleanField(required=False)
+
+
+class AddMembersSerializer(serializers.Serializer[Any]):
+    user_ids = serializers.ListField(child=serializers.IntegerField(min_value=1), min_length=1, max_length=200)
+
+
+class SendSerializer(serializers.Serializer[Any]):
+    client_msg_id = serializers.CharField(min_length=1, max_length=64)
+    # Length is checked by the send service (one rule for REST and WebSocket).
+    text = serializers.CharField(trim_whitespace=False, allow_blank=True)
+
+
+class SentSerializer(serializers.Serializer[Any]):
+    message = MessageSerializer()
+    seq = serializers.IntegerField()
+    duplicate = serializers.BooleanField()
+
+
+class EditSerializer(serializers.Serializer[Any]):
+    text = serializers.CharField(trim_whitespace=False, allow_blank=True)
+
+
+class ReadSerializer(serializers.Serializer[Any]):
+    message_id = serializers.IntegerField(min_value=1)
+
+
+class ReadStateSerializer(serializers.Serializer[Any]):
+    last_read_id = serializers.IntegerField()
+    unread_count = serializers.IntegerField()
+
+
+class SyncPageSerializer(serializers.Serializer[Any]):
+    events = serializers.ListField(child=serializers.DictField())
+    last_seq = serializers.IntegerField()
+    has_more = serializers.BooleanField()

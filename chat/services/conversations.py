@@ -1,0 +1,225 @@
+"""Conversations: direct (exactly two users) and groups (at most MAX_GROUP_MEMBERS), their
+members and roles. Membership changes are events in every affected user's sync queue."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
+
+from accounts.models import User
+from chat import realtime
+from chat.models import Conversation, ConversationKind, Membership, Role
+from chat.store import get_message_store
+from chat.store.base import EventKind, NewEvent
+from chatproject.errors import Forbidden, NotFound, ServiceError
+
+from .payloads import conversation_payload
+
+
+class UnknownConversation(NotFound):
+    code = "unknown_conversation"
+
+
+class GroupFull(ServiceError):
+    code = "group_full"
+    status = 409
+
+
+def access_conversation(user_id: int, conversation_id: int) -> tuple[Conversation, Membership]:
+    """The conversation and the user's membership; non-members cannot tell it exists."""
+    membership = (
+        Membership.objects.select_related("conversation").filter(conversation_id=conversation_id, user_id=user_id).first()
+    )
+    if membership is None:
+        raise UnknownConversation("No such conversation, or you are not a member.")
+    return membership.conversation, membership
+
+
+def member_ids(conversation_id: int) -> list[int]:
+    return list(Membership.objects.filter(conversation_id=conversation_id).values_list("user_id", flat=True))
+
+
+def _active_users(user_ids: Iterable[int]) -> list[int]:
+    wanted = set(user_ids)
+    found = set(User.objects.filter(pk__in=wanted, is_active=True).values_list("pk", flat=True))
+    missing = wanted - found
+    if missing:
+        raise NotFound(
+            "Unknown users: " + ", ".join(str(u) for u in sorted(missing)),
+            code="unknown_user",
+            fields={"member_ids": [f"Unknown user {u}." for u in sorted(missing)]},
+        )
+    return sorted(found)
+
+
+def _notify(kind: str, conversation: Conversation, *, recipients: Sequence[int], extra: dict[str, Any]) -> None:
+    """Append the event to each recipient's sync queue and publish it live after commit."""
+    members = member_ids(conversation.pk)
+    payload = {"conversation": conversation_payload(conversation, member_ids=members), **extra}
+    seqs = get_message_store().append_events(
+        [NewEvent(user_id=u, kind=kind, conversation_id=conversation.pk, payload=payload) for u in recipients]
+    )
+    frame = {"type": kind, **payload}
+    transaction.on_commit(lambda: realtime.publish(list(recipients), frame, seqs=seqs))
+
+
+def get_or_create_direct(user: User, other_id: int) -> tuple[Conversation, bool]:
+    if other_id == user.pk:
+        raise ServiceError("A direct conversation needs another user.", code="invalid_member")
+    _active_users([other_id])
+    low, high = sorted((user.pk, other_id))
+    key = f"{low}:{high}"
+    existing = Conversation.objects.filter(direct_key=key).first()
+    if existing is not None:
+        return existing, False
+    try:
+        with transaction.atomic():
+            conversation = Conversation.objects.create(kind=ConversationKind.DIRECT, direct_key=key, created_by=user)
+            Membership.objects.bulk_create(
+                [Membership(conversation=conversation, user_id=u, role=Role.MEMBER) for u in (low, high)]
+            )
+            _notify(EventKind.MEMBER_ADDED, conversation, recipients=[low, high], extra={"user_ids": [low, high], "actor_id": user.pk})
+    except IntegrityError:  # created concurrently by the other user
+        return Conversation.objects.get(direct_key=key), False
+    return conversation, True
+
+
+def create_group(creator: User, *, name: str, member_ids_: Iterable[int]) -> Conversation:
+    name = name.strip()
+    if not name:
+        raise ServiceError("A group needs a name.", code="invalid_name", fields={"name": ["This field may not be blank."]})
+    members = _active_users(set(member_ids_) | {creator.pk})
+    if len(members) > settings.MAX_GROUP_MEMBERS:
+        raise GroupFull(f"A group has at most {settings.MAX_GROUP_MEMBERS} members.")
+    with transaction.atomic():
+        conversation = Conversation.objects.create(kind=ConversationKind.GROUP, name=name[:100], created_by=creator)
+        Membership.objects.bulk_create(
+            [
+                Membership(conversation=conversation, user_id=u, role=Role.OWNER if u == creator.pk else Role.MEMBER)
+                for u in members
+            ]
+        )
+        _notify(EventKind.MEMBER_ADDED, conversation, recipients=members, extra={"user_ids": members, "actor_id": creator.pk})
+    return conversation
+
+
+def _require_group_admin(actor: User, conversation_id: int) -> tuple[Conversation, Membership]:
+    conversation, membership = access_conversation(actor.pk, conversation_id)
+    if conversation.kind != ConversationKind.GROUP:
+        raise ServiceError("Direct conversations have fixed members.", code="not_a_group")
+    if membership.role not in (Role.OWNER, Role.ADMIN):
+        raise Forbidden("Only the group's owner or admins can do that.", code="not_group_admin")
+    return conversation, membership
+
+
+def add_members(actor: User, conversation_id: int, user_ids: Iterable[int]) -> list[int]:
+    with transaction.atomic():
+        conversation, _ = _require_group_admin(actor, conversation_id)
+        # Lock the conversation row so concurrent additions cannot overshoot the limit.
+        Conversation.objects.select_for_update().filter(pk=conversation.pk).first()
+        current = set(member_ids(conversation.pk))
+        new = [u for u in _active_users(user_ids) if u not in current]
+        if len(current) + len(new) > settings.MAX_GROUP_MEMBERS:
+            raise GroupFull(
+                f"A group has at most {settings.MAX_GROUP_MEMBERS} members; it has {len(current)}.",
+                fields={"user_ids": [f"At most {settings.MAX_GROUP_MEMBERS - len(current)} more can be added."]},
+            )
+        if not new:
+            return []
+        # Newcomers start with everything so far read: they see history, not 1,000 unreads.
+        Membership.objects.bulk_create(
+            [Membership(conversation=conversation, user_id=u, last_read_id=conversation.last_message_id) for u in new]
+        )
+        _notify(EventKind.MEMBER_ADDED, conversation, recipients=sorted(current | set(new)), extra={"user_ids": new, "actor_id": actor.pk})
+    return new
+
+
+def remove_member(actor: User, conversation_id: int, user_id: int) -> None:
+    """Remove ``user_id``; a member may always remove themself (leave)."""
+    with transaction.atomic():
+        if user_id == actor.pk:
+            conversation, membership = access_conversation(actor.pk, conversation_id)
+            if conversation.kind != ConversationKind.GROUP:
+                raise ServiceError("You cannot leave a direct conversation.", code="not_a_group")
+        else:
+            conversation, _ = _require_group_admin(actor, conversation_id)
+            membership = Membership.objects.filter(conversation=conversation, user_id=user_id).first()  # type: ignore[assignment]
+            if membership is None:
+                raise NotFound("That user is not a member.", code="not_a_member")
+            if membership.role == Role.OWNER:
+                raise Forbidden("The owner cannot be removed.", code="cannot_remove_owner")
+        before = member_ids(conversation.pk)
+        membership.delete()
+        if membership.role == Role.OWNER:
+            _hand_over_ownership(conversation)
+        _notify(EventKind.MEMBER_REMOVED, conversation, recipients=before, extra={"user_ids": [user_id], "actor_id": actor.pk})
+
+
+def _hand_over_ownership(conversation: Conversation) -> None:
+    remaining = Membership.objects.filter(conversation=conversation).order_by("joined_at", "pk")
+    # An admin takes over first, else the longest-standing member.
+    successor = remaining.filter(role=Role.ADMIN).first() or remaining.first()
+    if successor is not None:
+        successor.role = Role.OWNER
+        successor.save(update_fields=["role"])
+
+
+def rename_group(actor: User, conversation_id: int, name: str) -> Conversation:
+    name = name.strip()
+    if not name:
+        raise ServiceError("A group needs a name.", code="invalid_name", fields={"name": ["This field may not be blank."]})
+    with transaction.atomic():
+        conversation, _ = _require_group_admin(actor, conversation_id)
+        conversation.name = name[:100]
+        conversation.save(update_fields=["name"])
+        _notify(EventKind.CONVERSATION_UPDATED, conversation, recipients=member_ids(conversation.pk), extra={"actor_id": actor.pk})
+    return conversation
+
+
+def set_muted(user: User, conversation_id: int, *, muted: bool) -> Membership:
+    _, membership = access_conversation(user.pk, conversation_id)
+    membership.muted = muted
+    membership.save(update_fields=["muted"])
+    return membership
+
+
+def memberships_of(user: User) -> QuerySet[Membership]:
+    """The user's memberships, newest activity first (the conversation list)."""
+    return (
+        Membership.objects.filter(user=user)
+        .select_related("conversation")
+        .order_by("-conversation__last_message_id", "-conversation_id")
+    )
+
+
+def summaries(memberships: list[Membership], *, with_members: bool = False) -> list[dict[str, Any]]:
+    """Conversation list entries: the conversation, the user's read state, the last message
+    (one store lookup for the whole page) and, optionally, every member's read position."""
+    from .payloads import membership_payload, message_payload
+
+    last_ids = [m.conversation.last_message_id for m in memberships if m.conversation.last_message_id]
+    last_messages = get_message_store().get_messages(last_ids) if last_ids else {}
+    members_by_conversation: dict[int, list[dict[str, Any]]] = {}
+    if with_members:
+        for other in Membership.objects.filter(conversation_id__in=[m.conversation_id for m in memberships]).order_by("pk"):
+            members_by_conversation.setdefault(other.conversation_id, []).append(membership_payload(other))
+    entries = []
+    for membership in memberships:
+        conversation = membership.conversation
+        last = last_messages.get(conversation.last_message_id)
+        entry = {
+            **conversation_payload(conversation),
+            "last_message": message_payload(last, full=False) if last else None,
+            "unread_count": membership.unread_count,
+            "last_read_id": membership.last_read_id,
+            "muted": membership.muted,
+            "role": membership.role,
+        }
+        if with_members:
+            entry["members"] = members_by_conversation.get(conversation.pk, [])
+        entries.append(entry)
+    return entries
