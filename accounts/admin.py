@@ -14,7 +14,7 @@ from .models import Contact, Device, User
 
 
 @admin.register(User)
-class UserAdmin(BaseUserAdmin):
+class UserAdmin(BaseUserAdmin[User]):
     list_display = ("username", "display_name", "is_active", "is_staff", "created_at", "last_login")
     search_fields = ("username", "display_name", "email")
     list_filter = ("is_active", "is_staff")
@@ -33,13 +33,35 @@ class UserAdmin(BaseUserAdmin):
         if was_active and not obj.is_active:
             services.revoke_all_devices(obj)
 
+    def delete_model(self, request: HttpRequest, obj: User) -> None:
+        services.delete_user(obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        for user in queryset:
+            services.delete_user(user)
+
 
 @admin.register(Device)
 class DeviceAdmin(admin.ModelAdmin[Device]):
-    list_display = ("user", "name", "platform", "token_prefix", "created_at", "last_used_at", "revoked_at")
+    list_display = (
+        "user",
+        "name",
+        "platform",
+        "token_prefix",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    )
     search_fields = ("user__username", "name", "token_prefix")
     list_filter = ("platform",)
-    readonly_fields = ("user", "token_hash", "token_prefix", "created_at", "last_used_at", "revoked_at")
+    readonly_fields = (
+        "user",
+        "token_hash",
+        "token_prefix",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    )
     actions = ["revoke_devices"]
 
     @admin.action(description="Revoke selected devices")
@@ -47,6 +69,13 @@ class DeviceAdmin(admin.ModelAdmin[Device]):
         for device in queryset.filter(revoked_at__isnull=True):
             services.revoke_device(device)
         self.message_user(request, "Revoked.", messages.SUCCESS)
+
+    def delete_model(self, request: HttpRequest, obj: Device) -> None:
+        services.delete_device(obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Device]) -> None:
+        for device in queryset:
+            services.delete_device(device)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

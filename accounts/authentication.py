@@ -16,7 +16,7 @@ from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
 from .models import Device, User
-from .tokens import device_for_token
+from .tokens import device_for_token, touch
 
 SESSION_DEVICE_KEY = "device_id"
 
@@ -47,20 +47,28 @@ class DeviceSessionAuthentication(authentication.SessionAuthentication):
         if result is None:
             return None
         user, _ = result
+        if request._request.session.get(SESSION_DEVICE_KEY) is None:
+            # A session not started by the API log-in (e.g. the admin's): not an API
+            # client, but leave that session alone.
+            return None
         device = session_device(request._request, user)
         if device is None:
             logout(request._request)
-            raise exceptions.AuthenticationFailed("This session's device was revoked. Log in again.")
+            raise exceptions.AuthenticationFailed(
+                "This session's device was revoked. Log in again."
+            )
         return user, device
 
 
 def session_device(request: HttpRequest, user: Any) -> Device | None:
+    """The usable device this session was logged in as; using it keeps it from expiring."""
     device_id = request.session.get(SESSION_DEVICE_KEY)
     if device_id is None:
         return None
     device = Device.objects.filter(pk=device_id, user_id=user.pk).select_related("user").first()
     if device is None or not device.is_usable:
         return None
+    touch(device)
     return device
 
 
@@ -74,7 +82,11 @@ class DeviceTokenScheme(OpenApiAuthenticationExtension):  # type: ignore[no-unty
     name = "deviceToken"
 
     def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
-        return {"type": "http", "scheme": "bearer", "description": "Device token from /api/v1/auth/login."}
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "Device token from /api/v1/auth/login.",
+        }
 
 
 class DeviceSessionScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]

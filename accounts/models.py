@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
@@ -44,11 +44,15 @@ class Device(models.Model):
     catches up and gets notified on its own.
     """
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="devices")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="devices"
+    )
     name = models.CharField(max_length=100)
     platform = models.CharField(max_length=16, choices=Platform.choices, default=Platform.OTHER)
     token_hash = models.CharField(max_length=64, unique=True)
-    token_prefix = models.CharField(max_length=12, help_text="First characters of the token, to tell tokens apart.")
+    token_prefix = models.CharField(
+        max_length=12, help_text="First characters of the token, to tell tokens apart."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(default=timezone.now)
     revoked_at = models.DateTimeField(null=True, blank=True)
@@ -63,7 +67,7 @@ class Device(models.Model):
     def is_revoked(self) -> bool:
         return self.revoked_at is not None
 
-    def is_expired(self, now: timezone.datetime | None = None) -> bool:
+    def is_expired(self, now: datetime | None = None) -> bool:
         now = now or timezone.now()
         return self.last_used_at < now - timedelta(days=settings.DEVICE_TOKEN_IDLE_DAYS)
 
@@ -75,13 +79,22 @@ class Device(models.Model):
 class Contact(models.Model):
     """``owner`` keeps ``contact`` in their contact list (one direction)."""
 
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="contact_links")
-    contact = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="contact_links"
+    )
+    contact = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["owner", "contact"], name="accounts_contact_unique"),
-            models.CheckConstraint(condition=~models.Q(owner=models.F("contact")), name="accounts_contact_not_self"),
+            models.CheckConstraint(
+                condition=~models.Q(owner=models.F("contact")), name="accounts_contact_not_self"
+            ),
         ]
         indexes = [models.Index(fields=["contact"])]
+
+    def __str__(self) -> str:
+        return f"{self.owner} -> {self.contact}"

@@ -40,18 +40,32 @@ class SignUpSerializer(serializers.Serializer[None]):
         error_messages={"invalid": "Use letters, digits and @/./+/-/_ only."},
     )
     password = serializers.CharField(max_length=128, write_only=True, trim_whitespace=False)
-    display_name = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
-    device_name = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
-    platform = serializers.ChoiceField(choices=Platform.choices, required=False, default=Platform.OTHER)
-    session = serializers.BooleanField(required=False, default=False, help_text="Also start a browser session (cookie).")
+    display_name = serializers.CharField(
+        max_length=100, required=False, allow_blank=True, default=""
+    )
+    device_name = serializers.CharField(
+        max_length=100, required=False, allow_blank=True, default=""
+    )
+    platform = serializers.ChoiceField(
+        choices=Platform.choices, required=False, default=Platform.OTHER
+    )
+    session = serializers.BooleanField(
+        required=False, default=False, help_text="Also start a browser session (cookie)."
+    )
 
 
 class LoginSerializer(serializers.Serializer[None]):
     username = serializers.CharField(max_length=150)
     password = serializers.CharField(max_length=128, write_only=True, trim_whitespace=False)
-    device_name = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
-    platform = serializers.ChoiceField(choices=Platform.choices, required=False, default=Platform.OTHER)
-    session = serializers.BooleanField(required=False, default=False, help_text="Also start a browser session (cookie).")
+    device_name = serializers.CharField(
+        max_length=100, required=False, allow_blank=True, default=""
+    )
+    platform = serializers.ChoiceField(
+        choices=Platform.choices, required=False, default=Platform.OTHER
+    )
+    session = serializers.BooleanField(
+        required=False, default=False, help_text="Also start a browser session (cookie)."
+    )
 
 
 class TokenResponseSerializer(serializers.Serializer[None]):

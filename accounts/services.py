@@ -28,7 +28,7 @@ class IssuedToken:
     token: str
 
 
-class InvalidCredentials(ServiceError):
+class InvalidCredentials(ServiceError):  # noqa: N818 -- named like chatproject.errors.NotFound
     code = "invalid_credentials"
     status = 401
 
@@ -44,17 +44,27 @@ def _password_errors(password: str, user: User | None = None) -> list[str]:
 def sign_up(*, username: str, password: str, display_name: str = "") -> User:
     username = username.strip()
     if User.objects.filter(username__iexact=username).exists():
-        raise Conflict("That username is taken.", code="username_taken", fields={"username": ["That username is taken."]})
+        raise Conflict(
+            "That username is taken.",
+            code="username_taken",
+            fields={"username": ["That username is taken."]},
+        )
     candidate = User(username=username, display_name=display_name.strip())
     errors = _password_errors(password, candidate)
     if errors:
-        raise ServiceError("The password is too weak.", code="weak_password", fields={"password": errors})
+        raise ServiceError(
+            "The password is too weak.", code="weak_password", fields={"password": errors}
+        )
     candidate.set_password(password)
     try:
         with transaction.atomic():
             candidate.save()
     except IntegrityError as exc:  # lost a race with a concurrent sign-up of the same name
-        raise Conflict("That username is taken.", code="username_taken", fields={"username": ["That username is taken."]}) from exc
+        raise Conflict(
+            "That username is taken.",
+            code="username_taken",
+            fields={"username": ["That username is taken."]},
+        ) from exc
     return candidate
 
 
@@ -90,8 +100,14 @@ def revoke_device(device: Device) -> None:
 
     if device.revoked_at is None:
         device.revoked_at = timezone.now()
-        Device.objects.filter(pk=device.pk, revoked_at__isnull=True).update(revoked_at=device.revoked_at)
-    transaction.on_commit(lambda: realtime.disconnect_devices(user_id=device.user_id, device_ids=[device.pk]))
+        Device.objects.filter(pk=device.pk, revoked_at__isnull=True).update(
+            revoked_at=device.revoked_at
+        )
+    # Bind the ids now: a deletion in the same transaction clears ``device.pk``.
+    user_id, device_ids = device.user_id, [device.pk]
+    transaction.on_commit(
+        lambda: realtime.disconnect_devices(user_id=user_id, device_ids=device_ids)
+    )
 
 
 def revoke_user_device(user: User, device_id: int) -> None:
@@ -110,16 +126,23 @@ def revoke_all_devices(user: User, *, except_device_id: int | None = None) -> li
     ids = list(active.values_list("pk", flat=True))
     if ids:
         Device.objects.filter(pk__in=ids).update(revoked_at=timezone.now())
-        transaction.on_commit(lambda: realtime.disconnect_devices(user_id=user.pk, device_ids=ids))
+        user_id = user.pk  # bound now: a deletion in the same transaction clears user.pk
+        transaction.on_commit(lambda: realtime.disconnect_devices(user_id=user_id, device_ids=ids))
     return ids
 
 
-def change_password(user: User, *, old_password: str, new_password: str, current_device_id: int | None) -> None:
+def change_password(
+    user: User, *, old_password: str, new_password: str, current_device_id: int | None
+) -> None:
     if not user.check_password(old_password):
-        raise InvalidCredentials("The current password is wrong.", fields={"old_password": ["Wrong password."]})
+        raise InvalidCredentials(
+            "The current password is wrong.", fields={"old_password": ["Wrong password."]}
+        )
     errors = _password_errors(new_password, user)
     if errors:
-        raise ServiceError("The password is too weak.", code="weak_password", fields={"new_password": errors})
+        raise ServiceError(
+            "The password is too weak.", code="weak_password", fields={"new_password": errors}
+        )
     with transaction.atomic():
         user.set_password(new_password)
         user.save(update_fields=["password", "updated_at"])
@@ -132,6 +155,19 @@ def deactivate_user(user: User) -> None:
         User.objects.filter(pk=user.pk).update(is_active=False)
         user.is_active = False
         revoke_all_devices(user)
+
+
+def delete_user(user: User) -> None:
+    """Delete an account outright; its devices' live connections close once it commits."""
+    with transaction.atomic():
+        revoke_all_devices(user)
+        user.delete()
+
+
+def delete_device(device: Device) -> None:
+    with transaction.atomic():
+        revoke_device(device)
+        device.delete()
 
 
 def update_profile(user: User, *, display_name: str | None = None) -> User:
@@ -171,4 +207,8 @@ def remove_contact(owner: User, contact_id: int) -> None:
 
 
 def list_contacts(owner: User) -> QuerySet[Contact]:
-    return Contact.objects.filter(owner=owner, contact__is_active=True).select_related("contact").order_by("contact__username")
+    return (
+        Contact.objects.filter(owner=owner, contact__is_active=True)
+        .select_related("contact")
+        .order_by("contact__username")
+    )

@@ -4,11 +4,22 @@ one account from many addresses is limited too."""
 from __future__ import annotations
 
 from rest_framework.request import Request
+from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
 
-class LoginAddressThrottle(SimpleRateThrottle):
+class _AddressThrottle(SimpleRateThrottle):
+    def get_ident(self, request: Request) -> str:
+        """The client address. ``X-Forwarded-For`` counts only when the REST_FRAMEWORK
+        ``NUM_PROXIES`` setting says how many trusted proxies add to it: DRF trusts it by
+        default, which would let a client pick a fresh address for every attempt."""
+        if not api_settings.NUM_PROXIES:
+            return str(request.META.get("REMOTE_ADDR", ""))
+        return super().get_ident(request)
+
+
+class LoginAddressThrottle(_AddressThrottle):
     scope = "login"
 
     def get_cache_key(self, request: Request, view: APIView) -> str | None:
@@ -25,7 +36,7 @@ class LoginUsernameThrottle(SimpleRateThrottle):
         return self.cache_format % {"scope": "login-user", "ident": username.strip().lower()[:150]}
 
 
-class SignUpThrottle(SimpleRateThrottle):
+class SignUpThrottle(_AddressThrottle):
     scope = "signup"
 
     def get_cache_key(self, request: Request, view: APIView) -> str | None:

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from .models import Device
 
-TOKEN_PREFIX = "dt_"
+TOKEN_PREFIX = "dt_"  # noqa: S105 -- a marker, not a secret
 # last_used_at is refreshed at most this often, so authenticated requests do not each write.
 LAST_USED_GRANULARITY = timedelta(minutes=5)
 
@@ -24,7 +24,7 @@ def new_token() -> str:
 
 
 def device_for_token(raw: str) -> Device | None:
-    """The usable device holding ``raw``, or None if unknown, revoked, expired or its user inactive."""
+    """The usable device holding ``raw``; None if unknown, revoked, expired or its user inactive."""
     if not raw.startswith(TOKEN_PREFIX) or len(raw) > 100:
         return None
     device = Device.objects.select_related("user").filter(token_hash=hash_token(raw)).first()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from django.contrib.auth import login, logout
+from django.contrib.auth import login, logout, update_session_auth_hash
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.db import transaction
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
@@ -12,6 +13,8 @@ from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
+
+from chatproject.errors import ServiceError
 
 from . import services
 from .authentication import SESSION_DEVICE_KEY, request_device
@@ -30,55 +33,99 @@ from .serializers import (
 from .throttles import LoginAddressThrottle, LoginUsernameThrottle, SignUpThrottle
 
 
+class AccountsView(APIView):
+    """Base of the accounts views: turns Django's refusal of an oversize body (raised while
+    DRF reads ``request.body``) into the documented error body instead of an HTML 400."""
+
+    def handle_exception(self, exc: Exception) -> Response:
+        if isinstance(exc, RequestDataTooBig):
+            exc = ServiceError(
+                "The request body is too large.", code="request_too_large", status=413
+            )
+        elif isinstance(exc, TooManyFieldsSent):
+            exc = ServiceError("The request has too many fields.", code="malformed_request")
+        return super().handle_exception(exc)
+
+
 def _current_user(request: Request) -> User:
     return cast(User, request.user)
 
 
-def _token_response(request: Request, issued: services.IssuedToken, *, session: bool, status_code: int) -> Response:
+def _token_response(
+    request: Request, issued: services.IssuedToken, *, session: bool, status_code: int
+) -> Response:
     if session:
-        login(request._request, issued.device.user, backend="django.contrib.auth.backends.ModelBackend")
+        login(
+            request._request,
+            issued.device.user,
+            backend="django.contrib.auth.backends.ModelBackend",
+        )
         request._request.session[SESSION_DEVICE_KEY] = issued.device.pk
     body = {
         "token": issued.token,
-        "device": DeviceSerializer(issued.device, context={"current_device_id": issued.device.pk}).data,
+        "device": DeviceSerializer(
+            issued.device, context={"current_device_id": issued.device.pk}
+        ).data,
         "user": MeSerializer(issued.device.user).data,
     }
     return Response(body, status=status_code)
 
 
-class SignUpView(APIView):
+class SignUpView(AccountsView):
     permission_classes = [AllowAny]
     authentication_classes: list[type] = []
     throttle_classes = [SignUpThrottle]
 
-    @extend_schema(request=SignUpSerializer, responses={201: TokenResponseSerializer}, summary="Create an account and log in")
+    @extend_schema(
+        request=SignUpSerializer,
+        responses={201: TokenResponseSerializer},
+        summary="Create an account and log in",
+    )
     def post(self, request: Request) -> Response:
         data = SignUpSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values: dict[str, Any] = data.validated_data
         with transaction.atomic():
-            user = services.sign_up(username=values["username"], password=values["password"], display_name=values["display_name"])
-            issued = services.issue_device_token(user, device_name=values["device_name"], platform=values["platform"])
-        return _token_response(request, issued, session=values["session"], status_code=status.HTTP_201_CREATED)
+            user = services.sign_up(
+                username=values["username"],
+                password=values["password"],
+                display_name=values["display_name"],
+            )
+            issued = services.issue_device_token(
+                user, device_name=values["device_name"], platform=values["platform"]
+            )
+        return _token_response(
+            request, issued, session=values["session"], status_code=status.HTTP_201_CREATED
+        )
 
 
-class LoginView(APIView):
+class LoginView(AccountsView):
     permission_classes = [AllowAny]
     authentication_classes: list[type] = []
     throttle_classes = [LoginAddressThrottle, LoginUsernameThrottle]
 
-    @extend_schema(request=LoginSerializer, responses={200: TokenResponseSerializer}, summary="Log in and get a device token")
+    @extend_schema(
+        request=LoginSerializer,
+        responses={200: TokenResponseSerializer},
+        summary="Log in and get a device token",
+    )
     def post(self, request: Request) -> Response:
         data = LoginSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values: dict[str, Any] = data.validated_data
         user = services.check_credentials(username=values["username"], password=values["password"])
-        issued = services.issue_device_token(user, device_name=values["device_name"], platform=values["platform"])
-        return _token_response(request, issued, session=values["session"], status_code=status.HTTP_200_OK)
+        issued = services.issue_device_token(
+            user, device_name=values["device_name"], platform=values["platform"]
+        )
+        return _token_response(
+            request, issued, session=values["session"], status_code=status.HTTP_200_OK
+        )
 
 
-class LogoutView(APIView):
-    @extend_schema(request=None, responses={204: None}, summary="Log out this device (revokes its token)")
+class LogoutView(AccountsView):
+    @extend_schema(
+        request=None, responses={204: None}, summary="Log out this device (revokes its token)"
+    )
     def post(self, request: Request) -> Response:
         device = request_device(request)
         if device is not None:
@@ -87,8 +134,12 @@ class LogoutView(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class PasswordChangeView(APIView):
-    @extend_schema(request=PasswordChangeSerializer, responses={204: None}, summary="Change password (logs out other devices)")
+class PasswordChangeView(AccountsView):
+    @extend_schema(
+        request=PasswordChangeSerializer,
+        responses={204: None},
+        summary="Change password (logs out other devices)",
+    )
     def post(self, request: Request) -> Response:
         data = PasswordChangeSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -102,13 +153,11 @@ class PasswordChangeView(APIView):
         )
         if device is not None and request._request.session.get(SESSION_DEVICE_KEY) == device.pk:
             # Keep this browser logged in under the new password hash.
-            from django.contrib.auth import update_session_auth_hash
-
             update_session_auth_hash(request._request, user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class MeView(generics.RetrieveUpdateAPIView[User]):
+class MeView(AccountsView, generics.RetrieveUpdateAPIView[User]):
     serializer_class = MeSerializer
     http_method_names = ["get", "patch", "head", "options"]
 
@@ -116,32 +165,47 @@ class MeView(generics.RetrieveUpdateAPIView[User]):
         return _current_user(self.request)
 
     def perform_update(self, serializer: MeSerializer) -> None:  # type: ignore[override]
-        services.update_profile(_current_user(self.request), display_name=serializer.validated_data.get("display_name"))
+        services.update_profile(
+            _current_user(self.request), display_name=serializer.validated_data.get("display_name")
+        )
 
 
-class DeviceListView(generics.ListAPIView[Device]):
+class DeviceListView(AccountsView, generics.ListAPIView[Device]):
     serializer_class = DeviceSerializer
     pagination_class = None
 
     def get_queryset(self) -> Any:
-        return Device.objects.filter(user=_current_user(self.request), revoked_at__isnull=True).order_by("-last_used_at")
+        return Device.objects.filter(
+            user=_current_user(self.request), revoked_at__isnull=True
+        ).order_by("-last_used_at")
 
     def get_serializer_context(self) -> dict[str, Any]:
         device = request_device(self.request)
-        return {**super().get_serializer_context(), "current_device_id": device.pk if device else None}
+        return {
+            **super().get_serializer_context(),
+            "current_device_id": device.pk if device else None,
+        }
 
 
-class DeviceRevokeView(APIView):
-    @extend_schema(request=None, responses={204: None}, summary="Revoke a device: its token stops working at once")
+class DeviceRevokeView(AccountsView):
+    @extend_schema(
+        request=None,
+        responses={204: None},
+        summary="Revoke a device: its token stops working at once",
+    )
     def delete(self, request: Request, device_id: int) -> Response:
         services.revoke_user_device(_current_user(request), device_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class UserSearchView(generics.ListAPIView[User]):
+class UserSearchView(AccountsView, generics.ListAPIView[User]):
     serializer_class = UserSerializer
 
-    @extend_schema(parameters=[OpenApiParameter("search", str, description="Part of a username or display name.")])
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("search", str, description="Part of a username or display name.")
+        ]
+    )
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().get(request, *args, **kwargs)
 
@@ -149,19 +213,21 @@ class UserSearchView(generics.ListAPIView[User]):
         return services.search_users(self.request.query_params.get("search", "")[:100])
 
 
-class UserDetailView(APIView):
+class UserDetailView(AccountsView):
     @extend_schema(responses={200: UserSerializer}, summary="A user's public profile")
     def get(self, request: Request, user_id: int) -> Response:
         return Response(UserSerializer(services.get_active_user(user_id)).data)
 
 
-class ContactListView(APIView):
+class ContactListView(AccountsView):
     @extend_schema(responses={200: ContactSerializer(many=True)}, summary="List contacts")
     def get(self, request: Request) -> Response:
         contacts = services.list_contacts(_current_user(request))
         return Response(ContactSerializer(contacts, many=True).data)
 
-    @extend_schema(request=AddContactSerializer, responses={201: ContactSerializer}, summary="Add a contact")
+    @extend_schema(
+        request=AddContactSerializer, responses={201: ContactSerializer}, summary="Add a contact"
+    )
     def post(self, request: Request) -> Response:
         data = AddContactSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -169,7 +235,7 @@ class ContactListView(APIView):
         return Response(ContactSerializer(link).data, status=status.HTTP_201_CREATED)
 
 
-class ContactDetailView(APIView):
+class ContactDetailView(AccountsView):
     @extend_schema(request=None, responses={204: None}, summary="Remove a contact")
     def delete(self, request: Request, user_id: int) -> Response:
         services.remove_contact(_current_user(request), user_id)

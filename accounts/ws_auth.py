@@ -26,7 +26,7 @@ from django.utils.module_loading import import_string
 
 from .authentication import SESSION_DEVICE_KEY
 from .models import Device, User
-from .tokens import device_for_token
+from .tokens import device_for_token, touch
 
 Scope = dict[str, Any]
 
@@ -64,24 +64,18 @@ def _device_for_session(session_key: str) -> Device | None:
     if device is None or not device.is_usable:
         return None
     # The session hash ties the session to the password: a password change ends it.
-    if not constant_time_compare(session.get(HASH_SESSION_KEY, ""), device.user.get_session_auth_hash()):
+    if not constant_time_compare(
+        session.get(HASH_SESSION_KEY, ""), device.user.get_session_auth_hash()
+    ):
         return None
+    touch(device)
     return device
 
 
-@database_sync_to_async
-def authenticate_scope(scope: Scope) -> tuple[User | None, Device | None, str | None]:
-    """Return (user, device, refusal reason)."""
-    headers = _headers(scope)
-    origin = headers.get(b"origin")
-    if origin is not None and not _origin_allowed(origin):
-        return None, None, "origin_not_allowed"
-    token = _token_from(scope, headers)
-    if token is not None:
-        device = device_for_token(token)
-        if device is None:
-            return None, None, "invalid_token"
-        return device.user, device, None
+Auth = tuple[User | None, Device | None, str | None]
+
+
+def _authenticate_session(headers: dict[bytes, bytes], origin: bytes | None) -> Auth:
     cookie = SimpleCookie()
     cookie.load(headers.get(b"cookie", b"").decode("latin-1"))
     morsel = cookie.get(settings.SESSION_COOKIE_NAME)
@@ -93,6 +87,26 @@ def authenticate_scope(scope: Scope) -> tuple[User | None, Device | None, str | 
     if device is None:
         return None, None, "not_authenticated"
     return device.user, device, None
+
+
+def _authenticate_scope(scope: Scope) -> Auth:
+    headers = _headers(scope)
+    origin = headers.get(b"origin")
+    if origin is not None and not _origin_allowed(origin):
+        return None, None, "origin_not_allowed"
+    token = _token_from(scope, headers)
+    if token is None:
+        return _authenticate_session(headers, origin)
+    device = device_for_token(token)
+    if device is None:
+        return None, None, "invalid_token"
+    return device.user, device, None
+
+
+async def authenticate_scope(scope: Scope) -> Auth:
+    """Return (user, device, refusal reason)."""
+    result: Auth = await database_sync_to_async(_authenticate_scope)(scope)
+    return result
 
 
 class WebSocketAuthMiddleware:

@@ -144,12 +144,19 @@ class MessageStore(abc.ABC):
 
     @abc.abstractmethod
     def page_conversation(
-        self, conversation_id: int, *, before: int | None = None, after: int | None = None, limit: int = 50
+        self,
+        conversation_id: int,
+        *,
+        before: int | None = None,
+        after: int | None = None,
+        limit: int = 50,
     ) -> list[StoredMessage]:
         """One page of a conversation's history, newest first (see the contract)."""
 
     @abc.abstractmethod
-    def count_messages(self, conversation_id: int, *, after_id: int, not_from: int | None = None) -> int:
+    def count_messages(
+        self, conversation_id: int, *, after_id: int, not_from: int | None = None
+    ) -> int:
         """How many messages (tombstones excluded) have ``id > after_id``, optionally not sent by ``not_from``."""
 
     @abc.abstractmethod

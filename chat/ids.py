@@ -1,0 +1,339 @@
+"""Message ids: 64-bit, time-sortable, unique across processes (Snowflake layout).
+
+Bit layout, most significant first::
+
+    | 1 bit | 41 bits                          | 10 bits   | 12 bits            |
+    |   0   | milliseconds since 2025-01-01 UTC | worker id | sequence in the ms |
+
+* The sign bit is always 0, so ids fit a signed BIGINT and JSON numbers stay positive.
+* 41 bits of milliseconds last until about 2094.
+* The worker id (0-1023) keeps two processes from ever producing the same id. It comes
+  from ``settings.ID_WORKER_ID`` when that is >= 0; otherwise, with ``settings.REDIS_URL``
+  set, a number is leased from Redis (``SET idgen:worker:{n} <owner> NX EX 300``, renewed
+  every 60 s by a daemon thread, re-leased if it was lost); otherwise (embedded, one
+  process) it is 0.
+* The sequence allows 4096 ids per millisecond per worker; the 4097th waits for the next
+  millisecond.
+
+Ids therefore sort by creation time (to the millisecond), which is what history paging and
+"newest message" ordering rely on. If the clock goes backwards (e.g. an NTP step), the
+generator waits for it to catch up rather than risk a duplicate, and gives up with
+``ClockMovedBackwardsError`` after ``MAX_CLOCK_BACKWARDS_WAIT`` seconds.
+
+``next_id()`` uses a process-wide generator created on first use (never at import, so
+importing this module touches neither settings nor Redis); a forked child gets its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
+logger = logging.getLogger(__name__)
+
+EPOCH = datetime(2025, 1, 1, tzinfo=UTC)
+EPOCH_MS = int(EPOCH.timestamp() * 1000)
+
+TIMESTAMP_BITS = 41
+WORKER_ID_BITS = 10
+SEQUENCE_BITS = 12
+
+MAX_WORKER_ID = (1 << WORKER_ID_BITS) - 1  # 1023
+MAX_SEQUENCE = (1 << SEQUENCE_BITS) - 1  # 4095
+MAX_TIMESTAMP = (1 << TIMESTAMP_BITS) - 1
+WORKER_ID_SHIFT = SEQUENCE_BITS
+TIMESTAMP_SHIFT = SEQUENCE_BITS + WORKER_ID_BITS
+
+MAX_CLOCK_BACKWARDS_WAIT = 5.0  # seconds
+
+LEASE_KEY_PREFIX = "idgen:worker:"
+LEASE_TTL_SECONDS = 300
+LEASE_RENEW_INTERVAL_SECONDS = 60
+
+
+class ClockMovedBackwardsError(RuntimeError):
+    """The wall clock stayed behind the last issued id's time for too long."""
+
+
+class NoWorkerIdAvailableError(RuntimeError):
+    """All 1024 worker numbers are leased by other processes."""
+
+
+def _wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class SnowflakeGenerator:
+    """Thread-safe generator of ids for one worker id.
+
+    ``worker_id`` is either a fixed number or a callable returning the current one (a
+    Redis lease may move to another number). ``clock_ms`` and ``sleep`` exist so tests can
+    play with time.
+    """
+
+    def __init__(
+        self,
+        worker_id: int | Callable[[], int],
+        *,
+        clock_ms: Callable[[], int] = _wall_clock_ms,
+        sleep: Callable[[float], None] = time.sleep,
+        max_clock_backwards_wait: float = MAX_CLOCK_BACKWARDS_WAIT,
+    ) -> None:
+        if isinstance(worker_id, int):
+            _check_worker_id(worker_id)
+        self._worker_id = worker_id
+        self._clock_ms = clock_ms
+        self._sleep = sleep
+        self._max_clock_backwards_wait = max_clock_backwards_wait
+        self._lock = threading.Lock()
+        self._last_ms = -1
+        self._last_worker_id = -1
+        self._sequence = 0
+
+    @property
+    def worker_id(self) -> int:
+        worker_id = self._worker_id() if callable(self._worker_id) else self._worker_id
+        _check_worker_id(worker_id)
+        return worker_id
+
+    def next_id(self) -> int:
+        with self._lock:
+            worker_id = self.worker_id
+            now_ms = self._clock_ms()
+            if now_ms < self._last_ms:
+                now_ms = self._wait_for_clock(now_ms)
+            if now_ms == self._last_ms:
+                self._sequence = (self._sequence + 1) & MAX_SEQUENCE
+                # After 4096 ids in this millisecond, or when the worker number changed (a
+                # lower number in the same millisecond would make a smaller id), move on to
+                # the next millisecond so ids keep increasing.
+                if self._sequence == 0 or worker_id != self._last_worker_id:
+                    now_ms = self._next_millisecond()
+                    self._sequence = 0
+            else:
+                self._sequence = 0
+            self._last_ms = now_ms
+            self._last_worker_id = worker_id
+            elapsed_ms = now_ms - EPOCH_MS
+            if not 0 <= elapsed_ms <= MAX_TIMESTAMP:
+                raise OverflowError(f"clock {now_ms} ms is outside the id range")
+            return (elapsed_ms << TIMESTAMP_SHIFT) | (worker_id << WORKER_ID_SHIFT) | self._sequence
+
+    def _next_millisecond(self) -> int:
+        now_ms = self._clock_ms()
+        while now_ms <= self._last_ms:
+            # Behind: sleep (bounded) until caught up; at the same millisecond: spin.
+            now_ms = self._wait_for_clock(now_ms) if now_ms < self._last_ms else self._clock_ms()
+        return now_ms
+
+    def _wait_for_clock(self, now_ms: int) -> int:
+        """Sleep until the clock is back at the last issued millisecond (bounded)."""
+        behind_ms = self._last_ms - now_ms
+        logger.warning("Clock moved backwards by %d ms; waiting for it to catch up", behind_ms)
+        waited = 0.0
+        while now_ms < self._last_ms:
+            if waited >= self._max_clock_backwards_wait:
+                raise ClockMovedBackwardsError(
+                    f"clock is {self._last_ms - now_ms} ms behind the last issued id "
+                    f"after waiting {waited:.1f} s"
+                )
+            pause = min((self._last_ms - now_ms) / 1000, 0.1)
+            self._sleep(pause)
+            waited += pause
+            now_ms = self._clock_ms()
+        return now_ms
+
+
+def _check_worker_id(worker_id: int) -> None:
+    if not 0 <= worker_id <= MAX_WORKER_ID:
+        raise ValueError(f"worker id must be 0-{MAX_WORKER_ID}, got {worker_id}")
+
+
+# --- Redis worker-id lease ----------------------------------------------------------------
+
+# Extends the lease only if this process still owns it.
+_RENEW_SCRIPT = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+    return redis.call('expire', KEYS[1], ARGV[2])
+end
+return 0
+"""
+# Deletes the lease only if this process still owns it.
+_RELEASE_SCRIPT = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+    return redis.call('del', KEYS[1])
+end
+return 0
+"""
+
+
+class RedisWorkerLease:
+    """A worker number leased from Redis, kept alive by a daemon thread.
+
+    If a renewal finds the number taken by someone else (the lease expired, e.g. after a
+    long pause of this process), a new number is leased; ids made with the new number
+    cannot collide with the other owner's. If Redis is unreachable the current number is
+    kept: a collision would at worst fail an insert on the message primary key, whereas
+    refusing to make ids would stop every send.
+    """
+
+    def __init__(self, redis_url: str, *, ttl_seconds: int = LEASE_TTL_SECONDS) -> None:
+        import redis
+
+        self._client = redis.Redis.from_url(redis_url)
+        self._ttl_seconds = ttl_seconds
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex}"
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.worker_id = self._lease_any()
+
+    def _key(self, worker_id: int) -> str:
+        return f"{LEASE_KEY_PREFIX}{worker_id}"
+
+    def _lease_any(self) -> int:
+        # A random starting point spreads processes that start together over the numbers.
+        start = random.randrange(MAX_WORKER_ID + 1)  # noqa: S311 (not security-relevant)
+        for offset in range(MAX_WORKER_ID + 1):
+            candidate = (start + offset) % (MAX_WORKER_ID + 1)
+            if self._client.set(self._key(candidate), self.owner, nx=True, ex=self._ttl_seconds):
+                logger.info("Leased id worker number %d", candidate)
+                return candidate
+        raise NoWorkerIdAvailableError("all id worker numbers are leased")
+
+    def renew(self) -> int:
+        """Extend the lease, or lease a new number if it was lost; return the number."""
+        with self._lock:
+            renewed = self._client.eval(
+                _RENEW_SCRIPT, 1, self._key(self.worker_id), self.owner, self._ttl_seconds
+            )
+            if not renewed:
+                lost = self.worker_id
+                self.worker_id = self._lease_any()
+                logger.warning("Id worker lease %d was lost; now using %d", lost, self.worker_id)
+            return self.worker_id
+
+    def start_renewing(self, interval_seconds: float = LEASE_RENEW_INTERVAL_SECONDS) -> None:
+        self._thread = threading.Thread(
+            target=self._renew_forever, args=(interval_seconds,), name="id-lease", daemon=True
+        )
+        self._thread.start()
+
+    def _renew_forever(self, interval_seconds: float) -> None:
+        while not self._stop.wait(interval_seconds):
+            try:
+                self.renew()
+            except Exception:  # keep the thread alive through Redis outages
+                logger.exception("Could not renew the id worker lease %d", self.worker_id)
+
+    def release(self) -> None:
+        """Stop renewing and give the number back (only if still ours)."""
+        self._stop.set()
+        try:
+            with self._lock:
+                self._client.eval(_RELEASE_SCRIPT, 1, self._key(self.worker_id), self.owner)
+        finally:
+            self._client.close()
+
+
+# --- the process-wide generator -----------------------------------------------------------
+
+_default_lock = threading.Lock()
+_default_generator: SnowflakeGenerator | None = None
+_default_lease: RedisWorkerLease | None = None
+
+
+def _create_default_generator() -> SnowflakeGenerator:
+    global _default_lease  # noqa: PLW0603 (the process-wide generator is the point)
+    configured: int = settings.ID_WORKER_ID
+    if configured >= 0:
+        return SnowflakeGenerator(configured)
+    if settings.REDIS_URL:
+        lease = RedisWorkerLease(settings.REDIS_URL)
+        lease.start_renewing()
+        _default_lease = lease
+        return SnowflakeGenerator(lambda: lease.worker_id)
+    return SnowflakeGenerator(0)
+
+
+def default_generator() -> SnowflakeGenerator:
+    """The process-wide generator, created on first use."""
+    global _default_generator  # noqa: PLW0603
+    generator = _default_generator
+    if generator is None:
+        with _default_lock:
+            if _default_generator is None:
+                _default_generator = _create_default_generator()
+            generator = _default_generator
+    return generator
+
+
+def next_id() -> int:
+    """A new unique, time-sortable 64-bit id."""
+    return default_generator().next_id()
+
+
+def reset_default_generator() -> None:
+    """Drop the process-wide generator (and give back its lease); the next call makes a new one."""
+    global _default_generator, _default_lease
+    with _default_lock:
+        lease, _default_lease, _default_generator = _default_lease, None, None
+    if lease is not None:
+        try:
+            lease.release()
+        except Exception:  # Redis down at shutdown: the lease simply expires
+            logger.warning("Could not release the id worker lease", exc_info=True)
+
+
+def _forget_generator_in_child() -> None:
+    # A forked child must not share its parent's worker number (same ms + same number =
+    # same ids). It leases its own; the parent's lease and renewal thread stay the parent's.
+    global _default_generator, _default_lease, _default_lock  # noqa: PLW0603
+    _default_lock = threading.Lock()
+    _default_generator = None
+    _default_lease = None
+
+
+os.register_at_fork(after_in_child=_forget_generator_in_child)
+
+
+@receiver(setting_changed)
+def _reset_on_setting_change(*, setting: str, **kwargs: Any) -> None:
+    if setting in {"ID_WORKER_ID", "REDIS_URL"}:
+        reset_default_generator()
+
+
+# --- decoding -----------------------------------------------------------------------------
+
+
+def id_to_datetime(snowflake_id: int) -> datetime:
+    """The creation time encoded in an id (millisecond precision, UTC)."""
+    return EPOCH + timedelta(milliseconds=snowflake_id >> TIMESTAMP_SHIFT)
+
+
+def datetime_to_min_id(moment: datetime) -> int:
+    """The smallest id that can be made at ``moment``: ``id >= datetime_to_min_id(t)``
+    selects exactly the ids made at or after ``t`` (to the millisecond)."""
+    if moment.tzinfo is None:
+        raise ValueError("datetime_to_min_id needs an aware datetime")
+    elapsed_ms = (moment - EPOCH) // timedelta(milliseconds=1)
+    if not 0 <= elapsed_ms <= MAX_TIMESTAMP:
+        raise ValueError(f"{moment.isoformat()} is outside the id range")
+    return elapsed_ms << TIMESTAMP_SHIFT
+
+
+def worker_id_of(snowflake_id: int) -> int:
+    """The worker number encoded in an id."""
+    return (snowflake_id >> WORKER_ID_SHIFT) & MAX_WORKER_ID

@@ -1,0 +1,439 @@
+"""The message store kept in a Django database (SQLite embedded, PostgreSQL in production).
+
+Tables are in ``chat.store.models``. The send path is a fixed number of statements whatever
+the number of recipients, inside one transaction:
+
+1. one ``INSERT ... ON CONFLICT (user_id) DO UPDATE SET last_seq = last_seq + 1 RETURNING``
+   on the counter table assigns every recipient's next sequence number. User ids are sorted
+   ascending so concurrent transactions lock counter rows in the same order (no deadlock on
+   PostgreSQL; SQLite takes one database-wide write lock anyway). The row locks are held to
+   commit, so sequence numbers are never duplicated, and a rolled-back transaction takes its
+   increments with it, so they are never skipped.
+2. one ``INSERT ... ON CONFLICT (sender_id, client_msg_id) DO NOTHING RETURNING id`` stores
+   the message; no returned row means a retry of an already stored message.
+3. one multi-row ``INSERT`` appends the sync entries.
+
+A retry undoes step 1 with one ``UPDATE`` (the transaction still holds the counter rows, so
+nobody else can have moved them) and reads the original message, whose row keeps the
+sender's sequence number. No savepoint is used: when the caller already has a transaction
+open, a failure here rolls back the caller's whole transaction, which is what atomicity
+with the caller's own writes requires.
+
+Message events in sync queues carry the message id and an empty payload: readers load the
+message's current state with ``get_messages`` rather than every queue holding a copy of a
+text of up to 100,000 characters.
+
+``OPTIONS={"DATABASE": "alias"}`` selects the database connection (default ``"default"``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from django.db import connections, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.backends.utils import CursorWrapper
+from django.db.models import Field, Model
+from django.utils import timezone
+
+from .base import (
+    EventKind,
+    MessageNotFound,
+    MessageStore,
+    NewEvent,
+    NewMessage,
+    PutResult,
+    StoredMessage,
+    SyncEntry,
+)
+from .models import StoredMessageRecord, SyncCounter, SyncEntryRecord
+
+# Both SQLite (SQLITE_MAX_VARIABLE_NUMBER = 32766 since 3.32) and PostgreSQL (65535) accept
+# this many parameters in one statement; only bigger batches are split.
+_MAX_PARAMS_PER_STATEMENT = 30_000
+
+_MESSAGE_COLUMNS = (
+    "id",
+    "conversation_id",
+    "sender_id",
+    "client_msg_id",
+    "text",
+    "created_at",
+    "edited_at",
+    "deleted_at",
+)
+_SYNC_COLUMNS = ("user_id", "seq", "kind", "conversation_id", "message_id", "payload", "created_at")
+
+_MESSAGE_TABLE = StoredMessageRecord._meta.db_table
+_SYNC_TABLE = SyncEntryRecord._meta.db_table
+_COUNTER_TABLE = SyncCounter._meta.db_table
+
+_Converter = Callable[[Any, Any, BaseDatabaseWrapper], Any]
+
+
+def _model_field(model: type[Model], name: str) -> Field[Any, Any]:
+    field = model._meta.get_field(name)
+    if not isinstance(field, Field):
+        raise TypeError(f"{model.__name__}.{name} is not a concrete field")
+    return field
+
+
+def _message_from_row(row: Sequence[Any]) -> StoredMessage:
+    """A row of ``_MESSAGE_COLUMNS`` (already converted to Python values)."""
+    return StoredMessage(*row)
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class DjangoMessageStore(MessageStore):
+    """``MessageStore`` on Django's database layer; see the module docstring."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.using: str = options.get("DATABASE", "default")
+
+    # --- writes ---------------------------------------------------------------------------
+
+    def put_message(self, message: NewMessage, *, recipient_ids: Iterable[int]) -> PutResult:
+        user_ids = sorted(set(recipient_ids))
+        connection = connections[self.using]
+        with transaction.atomic(using=self.using, savepoint=False), connection.cursor() as cursor:
+            seqs = self._assign_seqs(cursor, user_ids)
+            sender_seq = seqs.get(message.sender_id)
+            if self._insert_message(cursor, connection, message, sender_seq):
+                self._insert_sync_entries(
+                    cursor,
+                    connection,
+                    [
+                        (user_id, seq, EventKind.MESSAGE, message.conversation_id, message.id, {})
+                        for user_id, seq in seqs.items()
+                    ],
+                    created_at=message.created_at,
+                )
+                stored = StoredMessage(
+                    id=message.id,
+                    conversation_id=message.conversation_id,
+                    sender_id=message.sender_id,
+                    client_msg_id=message.client_msg_id,
+                    text=message.text,
+                    created_at=message.created_at,
+                )
+                return PutResult(message=stored, created=True, seqs=seqs)
+            # A retry: give the sequence numbers back (we still hold the counter rows, so
+            # nobody else can have taken the next ones) and acknowledge the original.
+            self._release_seqs(cursor, user_ids)
+        row = (
+            StoredMessageRecord.objects.using(self.using)
+            .filter(sender_id=message.sender_id, client_msg_id=message.client_msg_id)
+            .values_list(*_MESSAGE_COLUMNS, "sender_seq")
+            .get()
+        )
+        original_sender_seq = row[-1]
+        return PutResult(
+            message=_message_from_row(row[:-1]),
+            created=False,
+            seqs={} if original_sender_seq is None else {message.sender_id: original_sender_seq},
+        )
+
+    def append_events(self, events: Sequence[NewEvent]) -> dict[int, int]:
+        if not events:
+            return {}
+        by_user = {event.user_id: event for event in events}
+        if len(by_user) != len(events):
+            raise ValueError("append_events takes at most one event per user per call")
+        user_ids = sorted(by_user)
+        connection = connections[self.using]
+        with transaction.atomic(using=self.using, savepoint=False), connection.cursor() as cursor:
+            seqs = self._assign_seqs(cursor, user_ids)
+            self._insert_sync_entries(
+                cursor,
+                connection,
+                [
+                    (
+                        user_id,
+                        seqs[user_id],
+                        by_user[user_id].kind,
+                        by_user[user_id].conversation_id,
+                        by_user[user_id].message_id,
+                        by_user[user_id].payload,
+                    )
+                    for user_id in user_ids
+                ],
+                created_at=timezone.now(),
+            )
+        return seqs
+
+    def edit_message(
+        self, message_id: int, *, text: str, edited_at: datetime, recipient_ids: Iterable[int]
+    ) -> tuple[StoredMessage, dict[int, int]]:
+        # A tombstone is not edited back to life: it counts as not found.
+        return self._change_message(
+            message_id,
+            set_sql="text = %s, edited_at = %s",
+            set_params=[text, edited_at],
+            only_live=True,
+            event_kind=EventKind.EDITED,
+            event_time=edited_at,
+            recipient_ids=recipient_ids,
+        )
+
+    def tombstone_message(
+        self, message_id: int, *, deleted_at: datetime, recipient_ids: Iterable[int]
+    ) -> tuple[StoredMessage, dict[int, int]]:
+        # Deleting twice keeps the first deletion time but still notifies the recipients.
+        return self._change_message(
+            message_id,
+            set_sql="text = '', deleted_at = COALESCE(deleted_at, %s)",
+            set_params=[deleted_at],
+            only_live=False,
+            event_kind=EventKind.DELETED,
+            event_time=deleted_at,
+            recipient_ids=recipient_ids,
+        )
+
+    # --- reads ----------------------------------------------------------------------------
+
+    def get_messages(self, message_ids: Iterable[int]) -> dict[int, StoredMessage]:
+        wanted = list(set(message_ids))
+        found: dict[int, StoredMessage] = {}
+        for chunk in _chunks(wanted, _MAX_PARAMS_PER_STATEMENT):
+            rows = (
+                StoredMessageRecord.objects.using(self.using)
+                .filter(id__in=chunk)
+                .values_list(*_MESSAGE_COLUMNS)
+            )
+            for row in rows:
+                found[row[0]] = _message_from_row(row)
+        return found
+
+    def page_conversation(
+        self,
+        conversation_id: int,
+        *,
+        before: int | None = None,
+        after: int | None = None,
+        limit: int = 50,
+    ) -> list[StoredMessage]:
+        if limit <= 0:
+            return []
+        messages = StoredMessageRecord.objects.using(self.using).filter(
+            conversation_id=conversation_id
+        )
+        if before is not None:
+            messages = messages.filter(id__lt=before)
+        if after is not None:
+            # The oldest `limit` after the cursor, returned newest first like every page.
+            rows = list(
+                messages.filter(id__gt=after).order_by("id").values_list(*_MESSAGE_COLUMNS)[:limit]
+            )
+            rows.reverse()
+        else:
+            rows = list(messages.order_by("-id").values_list(*_MESSAGE_COLUMNS)[:limit])
+        return [_message_from_row(row) for row in rows]
+
+    def count_messages(
+        self, conversation_id: int, *, after_id: int, not_from: int | None = None
+    ) -> int:
+        messages = StoredMessageRecord.objects.using(self.using).filter(
+            conversation_id=conversation_id, id__gt=after_id, deleted_at__isnull=True
+        )
+        if not_from is not None:
+            messages = messages.exclude(sender_id=not_from)
+        return messages.count()
+
+    def read_sync(self, user_id: int, *, after_seq: int, limit: int) -> list[SyncEntry]:
+        if limit <= 0:
+            return []
+        rows = (
+            SyncEntryRecord.objects.using(self.using)
+            .filter(user_id=user_id, seq__gt=after_seq)
+            .order_by("seq")
+            .values_list(*_SYNC_COLUMNS)[:limit]
+        )
+        return [
+            SyncEntry(
+                user_id=row[0],
+                seq=row[1],
+                kind=row[2],
+                conversation_id=row[3],
+                message_id=row[4],
+                payload=row[5],
+                created_at=row[6],
+            )
+            for row in rows
+        ]
+
+    def last_seq(self, user_id: int) -> int:
+        last = (
+            SyncCounter.objects.using(self.using)
+            .filter(user_id=user_id)
+            .values_list("last_seq", flat=True)
+            .first()
+        )
+        return last or 0
+
+    # --- statements -----------------------------------------------------------------------
+
+    def _assign_seqs(self, cursor: CursorWrapper, user_ids: Sequence[int]) -> dict[int, int]:
+        """Next sequence number of each user (ids sorted ascending: the lock order)."""
+        seqs: dict[int, int] = {}
+        for chunk in _chunks(user_ids, _MAX_PARAMS_PER_STATEMENT):
+            values = ", ".join(["(%s, 1)"] * len(chunk))
+            cursor.execute(
+                f"INSERT INTO {_COUNTER_TABLE} (user_id, last_seq) VALUES {values} "  # noqa: S608 (table name is a constant)
+                f"ON CONFLICT (user_id) DO UPDATE SET last_seq = {_COUNTER_TABLE}.last_seq + 1 "
+                "RETURNING user_id, last_seq",
+                list(chunk),
+            )
+            seqs.update(cursor.fetchall())
+        return seqs
+
+    def _release_seqs(self, cursor: CursorWrapper, user_ids: Sequence[int]) -> None:
+        """Undo ``_assign_seqs`` within the same transaction."""
+        for chunk in _chunks(user_ids, _MAX_PARAMS_PER_STATEMENT):
+            placeholders = ", ".join(["%s"] * len(chunk))
+            cursor.execute(
+                f"UPDATE {_COUNTER_TABLE} SET last_seq = last_seq - 1 "  # noqa: S608 (constant table name)
+                f"WHERE user_id IN ({placeholders})",
+                list(chunk),
+            )
+
+    def _insert_message(
+        self,
+        cursor: CursorWrapper,
+        connection: BaseDatabaseWrapper,
+        message: NewMessage,
+        sender_seq: int | None,
+    ) -> bool:
+        """Insert the message; False if (sender_id, client_msg_id) is already stored."""
+        created_at = _model_field(StoredMessageRecord, "created_at").get_db_prep_save(
+            message.created_at, connection
+        )
+        cursor.execute(
+            f"INSERT INTO {_MESSAGE_TABLE} "  # noqa: S608 (constant table name)
+            "(id, conversation_id, sender_id, client_msg_id, text, created_at, sender_seq) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT (sender_id, client_msg_id) DO NOTHING RETURNING id",
+            [
+                message.id,
+                message.conversation_id,
+                message.sender_id,
+                message.client_msg_id,
+                message.text,
+                created_at,
+                sender_seq,
+            ],
+        )
+        return cursor.fetchone() is not None
+
+    def _insert_sync_entries(
+        self,
+        cursor: CursorWrapper,
+        connection: BaseDatabaseWrapper,
+        entries: Sequence[tuple[int, int, str, int, int | None, Mapping[str, Any]]],
+        *,
+        created_at: datetime,
+    ) -> None:
+        """One multi-row INSERT of (user_id, seq, kind, conversation_id, message_id, payload)."""
+        if not entries:
+            return
+        payload_field = _model_field(SyncEntryRecord, "payload")
+        db_created_at = _model_field(SyncEntryRecord, "created_at").get_db_prep_save(
+            created_at, connection
+        )
+        empty_payload = payload_field.get_db_prep_save({}, connection)
+        rows_per_statement = _MAX_PARAMS_PER_STATEMENT // len(_SYNC_COLUMNS)
+        columns = ", ".join(_SYNC_COLUMNS)
+        for chunk in _chunks(entries, rows_per_statement):
+            params: list[Any] = []
+            for user_id, seq, kind, conversation_id, message_id, payload in chunk:
+                db_payload = (
+                    payload_field.get_db_prep_save(dict(payload), connection)
+                    if payload
+                    else empty_payload
+                )
+                params += [
+                    user_id,
+                    seq,
+                    kind,
+                    conversation_id,
+                    message_id,
+                    db_payload,
+                    db_created_at,
+                ]
+            values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(chunk))
+            cursor.execute(
+                f"INSERT INTO {_SYNC_TABLE} ({columns}) VALUES {values}",  # noqa: S608 (constant table name)
+                params,
+            )
+
+    def _change_message(
+        self,
+        message_id: int,
+        *,
+        set_sql: str,
+        set_params: list[Any],
+        only_live: bool,
+        event_kind: str,
+        event_time: datetime,
+        recipient_ids: Iterable[int],
+    ) -> tuple[StoredMessage, dict[int, int]]:
+        """Update the message row in place and append ``event_kind`` to each recipient."""
+        user_ids = sorted(set(recipient_ids))
+        connection = connections[self.using]
+        datetime_field = _model_field(StoredMessageRecord, "created_at")
+        params = [
+            datetime_field.get_db_prep_save(value, connection)
+            if isinstance(value, datetime)
+            else value
+            for value in set_params
+        ]
+        live_only_sql = " AND deleted_at IS NULL" if only_live else ""
+        with transaction.atomic(using=self.using, savepoint=False), connection.cursor() as cursor:
+            # The row lock taken here orders concurrent edits of one message before they
+            # touch any counter, so edits cannot deadlock with each other either.
+            cursor.execute(
+                f"UPDATE {_MESSAGE_TABLE} SET {set_sql} "  # noqa: S608 (constant fragments only)
+                f"WHERE id = %s{live_only_sql} RETURNING {', '.join(_MESSAGE_COLUMNS)}",
+                [*params, message_id],
+            )
+            row = cursor.fetchone()
+            if row is not None:
+                stored = _message_from_row(self._convert_message_row(row, connection))
+                seqs = self._assign_seqs(cursor, user_ids)
+                self._insert_sync_entries(
+                    cursor,
+                    connection,
+                    [
+                        (user_id, seq, event_kind, stored.conversation_id, stored.id, {})
+                        for user_id, seq in seqs.items()
+                    ],
+                    created_at=event_time,
+                )
+                return stored, seqs
+        # Raised outside the transaction block: nothing was written, and a caller that
+        # handles the error can go on using its own transaction.
+        raise MessageNotFound(message_id)
+
+    def _convert_message_row(
+        self, row: Sequence[Any], connection: BaseDatabaseWrapper
+    ) -> list[Any]:
+        """Apply the converters the ORM would (SQLite returns datetimes as text or naive)."""
+        converted = []
+        for name, raw_value in zip(_MESSAGE_COLUMNS, row, strict=True):
+            column = _model_field(StoredMessageRecord, name).get_col(_MESSAGE_TABLE)
+            # The same two sources of converters as the SQL compiler uses.
+            converters: list[_Converter] = [
+                *connection.ops.get_db_converters(column),
+                *column.get_db_converters(connection),
+            ]
+            value = raw_value
+            for convert in converters:
+                value = convert(value, column, connection)
+            converted.append(value)
+        return converted
