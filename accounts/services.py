@@ -28,7 +28,7 @@ class IssuedToken:
     token: str
 
 
-class InvalidCredentials(ServiceError):  # noqa: N818 -- named like chatproject.errors.NotFound
+class InvalidCredentials(ServiceError):
     code = "invalid_credentials"
     status = 401
 

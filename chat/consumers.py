@@ -80,7 +80,9 @@ class ChatConsumer(AsyncConsumer):  # type: ignore[misc]
         self._writer: asyncio.Task[None] | None = None
         # uvicorn's protocol exposes whether the transport accepts more data; with it a slow
         # reader gets a backlog instead of stalling delivery to everyone else.
-        self._writable: asyncio.Event | None = getattr(getattr(send, "__self__", None), "writable", None)
+        self._writable: asyncio.Event | None = getattr(
+            getattr(send, "__self__", None), "writable", None
+        )
         try:
             while True:
                 message = await receive()
@@ -102,8 +104,14 @@ class ChatConsumer(AsyncConsumer):  # type: ignore[misc]
         self._connected = True
         if user is None or device is None:
             reason = self.scope.get("auth_refusal") or "not_authenticated"
-            code = protocol.CLOSE_ORIGIN_NOT_ALLOWED if reason.startswith("origin") else protocol.CLOSE_NOT_AUTHENTICATED
-            await self._send_frame(protocol.error_frame(reason, "Authenticate with a device token or a session."))
+            code = (
+                protocol.CLOSE_ORIGIN_NOT_ALLOWED
+                if reason.startswith("origin")
+                else protocol.CLOSE_NOT_AUTHENTICATED
+            )
+            await self._send_frame(
+                protocol.error_frame(reason, "Authenticate with a device token or a session.")
+            )
             await self._close(code)
             return
         self.user_id = user.pk
@@ -123,7 +131,9 @@ class ChatConsumer(AsyncConsumer):  # type: ignore[misc]
         await self._send_frame(hello)
 
     def _hello_state(self) -> tuple[int, int]:
-        return get_message_store().last_seq(self.user_id), sync_service.delivered_seq(self.device_id)
+        return get_message_store().last_seq(self.user_id), sync_service.delivered_seq(
+            self.device_id
+        )
 
     async def _on_disconnect(self) -> None:
         self._closed = True
@@ -190,7 +200,9 @@ class ChatConsumer(AsyncConsumer):  # type: ignore[misc]
             return
         self._pending[seq] = frame
         if self._gap_timer is None:
-            self._gap_timer = asyncio.get_running_loop().call_later(GAP_FILL_DELAY_SECONDS, self._gap_timeout)
+            self._gap_timer = asyncio.get_running_loop().call_later(
+                GAP_FILL_DELAY_SECONDS, self._gap_timeout
+            )
 
     async def _flush_pending(self) -> None:
         while self._pending:
@@ -215,7 +227,9 @@ class ChatConsumer(AsyncConsumer):  # type: ignore[misc]
         self._catching_up = True
         try:
             while not self._closed:
-                page = await _in_thread(sync_service.sync_page, self.user_id, after_seq=self._cursor, limit=500)
+                page = await _in_thread(
+                    sync_service.sync_page, self.user_id, after_seq=self._cursor, limit=500
+                )
                 for event in page.events:
                     if event["seq"] == self._cursor + 1:
                         self._cursor = event["seq"]
@@ -226,12 +240,16 @@ class ChatConsumer(AsyncConsumer):  # type: ignore[misc]
             self._catching_up = False
         await self._flush_pending()
         if self._pending and self._gap_timer is None and not self._closed:
-            self._gap_timer = asyncio.get_running_loop().call_later(GAP_FILL_DELAY_SECONDS, self._gap_timeout)
+            self._gap_timer = asyncio.get_running_loop().call_later(
+                GAP_FILL_DELAY_SECONDS, self._gap_timeout
+            )
 
     # --- incoming --------------------------------------------------------------------------
     def _take_token(self) -> bool:
         now = time.monotonic()
-        self._tokens = min(FRAME_BURST, self._tokens + (now - self._tokens_at) * FRAME_RATE_PER_SECOND)
+        self._tokens = min(
+            FRAME_BURST, self._tokens + (now - self._tokens_at) * FRAME_RATE_PER_SECOND
+        )
         self._tokens_at = now
         if self._tokens >= 1.0:
             self._tokens -= 1.0
@@ -247,7 +265,9 @@ class ChatConsumer(AsyncConsumer):  # type: ignore[misc]
                 await self._send_frame(protocol.error_frame("flood", "Too many frames; closing."))
                 await self._close(protocol.CLOSE_ABUSIVE)
                 return
-            await self._send_frame(protocol.error_frame("rate_limited", "Too many frames; slow down."))
+            await self._send_frame(
+                protocol.error_frame("rate_limited", "Too many frames; slow down.")
+            )
             return
         try:
             frame = protocol.parse_client_frame(raw)
@@ -258,12 +278,19 @@ class ChatConsumer(AsyncConsumer):  # type: ignore[misc]
         try:
             await handler(frame)
         except RateLimited as exc:
-            await self._send_frame({**protocol.error_frame(exc.code, exc.message, frame.ref), "retry_after": exc.retry_after})
+            await self._send_frame(
+                {
+                    **protocol.error_frame(exc.code, exc.message, frame.ref),
+                    "retry_after": exc.retry_after,
+                }
+            )
         except ServiceError as exc:
             await self._send_frame(protocol.error_frame(exc.code, exc.message, frame.ref))
         except Exception:
             logger.exception("chat consumer: %s frame failed", frame.type)
-            await self._send_frame(protocol.error_frame("server_error", "Something went wrong; try again.", frame.ref))
+            await self._send_frame(
+                protocol.error_frame("server_error", "Something went wrong; try again.", frame.ref)
+            )
 
     async def _handle_ping(self, frame: protocol.PingFrame) -> None:
         await self._send_frame({"type": "pong", "ref": frame.ref})
@@ -296,7 +323,9 @@ class ChatConsumer(AsyncConsumer):  # type: ignore[misc]
 
     async def _handle_sync(self, frame: protocol.SyncFrame) -> None:
         after = frame.after if frame.after is not None else self._acked
-        page = await _in_thread(sync_service.sync_page, self.user_id, after_seq=after, limit=frame.limit)
+        page = await _in_thread(
+            sync_service.sync_page, self.user_id, after_seq=after, limit=frame.limit
+        )
         reply: protocol.SyncPageFrame = {
             "type": "sync.page",
             "ref": frame.ref,
@@ -310,7 +339,9 @@ class ChatConsumer(AsyncConsumer):  # type: ignore[misc]
             self._live = True
             await self._flush_pending()
             if self._pending and self._gap_timer is None:
-                self._gap_timer = asyncio.get_running_loop().call_later(GAP_FILL_DELAY_SECONDS, self._gap_timeout)
+                self._gap_timer = asyncio.get_running_loop().call_later(
+                    GAP_FILL_DELAY_SECONDS, self._gap_timeout
+                )
 
     async def _handle_ack(self, frame: protocol.AckFrame) -> None:
         self._acked = max(self._acked, frame.seq)
@@ -344,17 +375,33 @@ class ChatConsumer(AsyncConsumer):  # type: ignore[misc]
             device_id=None,
         )
         await self._send_frame(
-            {"type": "ok", "ref": frame.ref, "last_read_id": membership.last_read_id, "unread_count": membership.unread_count}
+            {
+                "type": "ok",
+                "ref": frame.ref,
+                "last_read_id": membership.last_read_id,
+                "unread_count": membership.unread_count,
+            }
         )
 
     async def _handle_edit(self, frame: protocol.EditFrame) -> None:
-        await _in_thread(message_service.edit_message, user_id=self.user_id, message_id=frame.message_id, text=frame.text)
+        await _in_thread(
+            message_service.edit_message,
+            user_id=self.user_id,
+            message_id=frame.message_id,
+            text=frame.text,
+        )
         await self._send_frame({"type": "ok", "ref": frame.ref})
 
     async def _handle_delete(self, frame: protocol.DeleteFrame) -> None:
-        await _in_thread(message_service.delete_message, user_id=self.user_id, message_id=frame.message_id)
+        await _in_thread(
+            message_service.delete_message, user_id=self.user_id, message_id=frame.message_id
+        )
         await self._send_frame({"type": "ok", "ref": frame.ref})
 
     async def _handle_fetch(self, frame: protocol.FetchFrame) -> None:
-        found = await _in_thread(message_service.fetch_messages, self.user_id, list(frame.message_ids))
-        await self._send_frame({"type": "messages", "ref": frame.ref, "messages": [message_payload(m) for m in found]})
+        found = await _in_thread(
+            message_service.fetch_messages, self.user_id, list(frame.message_ids)
+        )
+        await self._send_frame(
+            {"type": "messages", "ref": frame.ref, "messages": [message_payload(m) for m in found]}
+        )

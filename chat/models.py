@@ -25,7 +25,9 @@ class Conversation(models.Model):
     name = models.CharField(max_length=100, blank=True)
     # "<smaller user id>:<larger user id>" for direct conversations, so there is one per pair.
     direct_key = models.CharField(max_length=41, unique=True, null=True, blank=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     # Id of the newest message (ids are time-sortable); orders conversation lists.
     last_message_id = models.BigIntegerField(default=0)
@@ -38,8 +40,12 @@ class Conversation(models.Model):
 
 
 class Membership(models.Model):
-    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="memberships")
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="memberships"
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
     role = models.CharField(max_length=8, choices=Role.choices, default=Role.MEMBER)
     joined_at = models.DateTimeField(auto_now_add=True)
     # Newest message id this user has read / has had delivered to one of their devices.
@@ -51,7 +57,9 @@ class Membership(models.Model):
     muted = models.BooleanField(default=False)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["conversation", "user"], name="chat_membership_unique")]
+        constraints = [
+            models.UniqueConstraint(fields=["conversation", "user"], name="chat_membership_unique")
+        ]
         indexes = [models.Index(fields=["user", "conversation"])]
 
     def __str__(self) -> str:
@@ -61,6 +69,11 @@ class Membership(models.Model):
 class DeviceSyncState(models.Model):
     """Server-side copy of a device's sync cursor: the highest sequence number it confirmed."""
 
-    device = models.OneToOneField("accounts.Device", on_delete=models.CASCADE, primary_key=True, related_name="sync_state")
+    device = models.OneToOneField(
+        "accounts.Device", on_delete=models.CASCADE, primary_key=True, related_name="sync_state"
+    )
     delivered_seq = models.BigIntegerField(default=0)
     updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"device {self.device_id} at seq {self.delivered_seq}"

@@ -102,7 +102,11 @@ def parse_client_frame(raw: str | bytes) -> ClientFrame:
         if kind == "json_invalid":
             raise FrameError("malformed_frame", "The frame is not valid JSON.", ref) from None
         if kind in ("union_tag_invalid", "union_tag_not_found"):
-            raise FrameError("unknown_frame_type", f"Frame type must be one of: {', '.join(CLIENT_FRAME_TYPES)}.", ref) from None
+            raise FrameError(
+                "unknown_frame_type",
+                f"Frame type must be one of: {', '.join(CLIENT_FRAME_TYPES)}.",
+                ref,
+            ) from None
         if kind in ("model_type", "model_attributes_type", "dict_type"):
             raise FrameError("malformed_frame", "A frame must be a JSON object.", ref) from None
         where = ".".join(str(part) for part in first["loc"][1:]) or "frame"

@@ -38,7 +38,7 @@ def hit(scope: str, subject: int | str, *, limit: int, window_seconds: int) -> N
             client.expire(key, window_seconds + 1)  # type: ignore[attr-defined]
     else:
         with _lock:
-            previous_window, previous = _local_counts.get(key, (window, 0))
+            _previous_window, previous = _local_counts.get(key, (window, 0))
             count = previous + 1
             _local_counts[key] = (window, count)
             if len(_local_counts) > 100_000:

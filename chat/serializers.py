@@ -43,10 +43,17 @@ class ConversationSerializer(serializers.Serializer[Any]):
 
 class CreateConversationSerializer(serializers.Serializer[Any]):
     kind = serializers.ChoiceField(choices=["direct", "group"])
-    user_id = serializers.IntegerField(required=False, min_value=1, help_text="The other user (direct).")
-    name = serializers.CharField(required=False, max_length=100, allow_blank=True, help_text="Group name.")
+    user_id = serializers.IntegerField(
+        required=False, min_value=1, help_text="The other user (direct)."
+    )
+    name = serializers.CharField(
+        required=False, max_length=100, allow_blank=True, help_text="Group name."
+    )
     member_ids = serializers.ListField(
-        child=serializers.IntegerField(min_value=1), required=False, max_length=200, help_text="Group members."
+        child=serializers.IntegerField(min_value=1),
+        required=False,
+        max_length=200,
+        help_text="Group members.",
     )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
@@ -63,7 +70,9 @@ class UpdateConversationSerializer(serializers.Serializer[Any]):
 
 
 class AddMembersSerializer(serializers.Serializer[Any]):
-    user_ids = serializers.ListField(child=serializers.IntegerField(min_value=1), min_length=1, max_length=200)
+    user_ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=1), min_length=1, max_length=200
+    )
 
 
 class SendSerializer(serializers.Serializer[Any]):

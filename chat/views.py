@@ -33,7 +33,9 @@ def _user(request: Request) -> User:
     return cast(User, request.user)
 
 
-def _int_param(request: Request, name: str, *, default: int | None = None, low: int = 0, high: int = 2**63 - 1) -> int | None:
+def _int_param(
+    request: Request, name: str, *, default: int | None = None, low: int = 0, high: int = 2**63 - 1
+) -> int | None:
     from rest_framework.exceptions import ValidationError
 
     raw = request.query_params.get(name)
@@ -66,7 +68,11 @@ class ConversationListView(APIView):
         body = conversations.summaries(page[:limit])
         return Response({"results": body, "has_more": len(page) > limit})
 
-    @extend_schema(request=CreateConversationSerializer, responses={201: ConversationSerializer, 200: ConversationSerializer}, summary="Start a direct conversation or create a group")
+    @extend_schema(
+        request=CreateConversationSerializer,
+        responses={201: ConversationSerializer, 200: ConversationSerializer},
+        summary="Start a direct conversation or create a group",
+    )
     def post(self, request: Request) -> Response:
         data = CreateConversationSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -75,17 +81,29 @@ class ConversationListView(APIView):
         if values["kind"] == "direct":
             conversation, created = conversations.get_or_create_direct(user, values["user_id"])
         else:
-            conversation = conversations.create_group(user, name=values["name"], member_ids_=values.get("member_ids", []))
+            conversation = conversations.create_group(
+                user, name=values["name"], member_ids_=values.get("member_ids", [])
+            )
             created = True
-        return Response(_summary(user, conversation.pk), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+        return Response(
+            _summary(user, conversation.pk),
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
 
 
 class ConversationDetailView(APIView):
-    @extend_schema(responses={200: ConversationSerializer}, summary="One conversation with its members' read positions")
+    @extend_schema(
+        responses={200: ConversationSerializer},
+        summary="One conversation with its members' read positions",
+    )
     def get(self, request: Request, conversation_id: int) -> Response:
         return Response(_summary(_user(request), conversation_id))
 
-    @extend_schema(request=UpdateConversationSerializer, responses={200: ConversationSerializer}, summary="Rename a group, or mute/unmute for yourself")
+    @extend_schema(
+        request=UpdateConversationSerializer,
+        responses={200: ConversationSerializer},
+        summary="Rename a group, or mute/unmute for yourself",
+    )
     def patch(self, request: Request, conversation_id: int) -> Response:
         data = UpdateConversationSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -98,7 +116,11 @@ class ConversationDetailView(APIView):
 
 
 class MemberListView(APIView):
-    @extend_schema(request=AddMembersSerializer, responses={200: ConversationSerializer}, summary="Add members to a group")
+    @extend_schema(
+        request=AddMembersSerializer,
+        responses={200: ConversationSerializer},
+        summary="Add members to a group",
+    )
     def post(self, request: Request, conversation_id: int) -> Response:
         data = AddMembersSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -108,7 +130,9 @@ class MemberListView(APIView):
 
 
 class MemberDetailView(APIView):
-    @extend_schema(request=None, responses={204: None}, summary="Remove a member, or leave (your own id)")
+    @extend_schema(
+        request=None, responses={204: None}, summary="Remove a member, or leave (your own id)"
+    )
     def delete(self, request: Request, conversation_id: int, user_id: int) -> Response:
         conversations.remove_member(_user(request), conversation_id, user_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -134,7 +158,11 @@ class MessageListView(APIView):
         )
         return Response({"results": [message_payload(m) for m in page]})
 
-    @extend_schema(request=SendSerializer, responses={201: SentSerializer, 200: SentSerializer}, summary="Send a message")
+    @extend_schema(
+        request=SendSerializer,
+        responses={201: SentSerializer, 200: SentSerializer},
+        summary="Send a message",
+    )
     def post(self, request: Request, conversation_id: int) -> Response:
         data = SendSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -144,8 +172,14 @@ class MessageListView(APIView):
             client_msg_id=data.validated_data["client_msg_id"],
             text=data.validated_data["text"],
         )
-        body = {"message": message_payload(result.message), "seq": result.seq, "duplicate": result.duplicate}
-        return Response(body, status=status.HTTP_200_OK if result.duplicate else status.HTTP_201_CREATED)
+        body = {
+            "message": message_payload(result.message),
+            "seq": result.seq,
+            "duplicate": result.duplicate,
+        }
+        return Response(
+            body, status=status.HTTP_200_OK if result.duplicate else status.HTTP_201_CREATED
+        )
 
 
 class MessageDetailView(APIView):
@@ -158,21 +192,31 @@ class MessageDetailView(APIView):
             raise NotFound("No such message.", code="unknown_message")
         return Response(message_payload(found[0]))
 
-    @extend_schema(request=EditSerializer, responses={200: MessageSerializer}, summary="Edit your message")
+    @extend_schema(
+        request=EditSerializer, responses={200: MessageSerializer}, summary="Edit your message"
+    )
     def patch(self, request: Request, message_id: int) -> Response:
         data = EditSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        edited = messages.edit_message(user_id=_user(request).pk, message_id=message_id, text=data.validated_data["text"])
+        edited = messages.edit_message(
+            user_id=_user(request).pk, message_id=message_id, text=data.validated_data["text"]
+        )
         return Response(message_payload(edited))
 
-    @extend_schema(request=None, responses={204: None}, summary="Delete your message (leaves a tombstone)")
+    @extend_schema(
+        request=None, responses={204: None}, summary="Delete your message (leaves a tombstone)"
+    )
     def delete(self, request: Request, message_id: int) -> Response:
         messages.delete_message(user_id=_user(request).pk, message_id=message_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class ReadView(APIView):
-    @extend_schema(request=ReadSerializer, responses={200: ReadStateSerializer}, summary="Mark read up to a message")
+    @extend_schema(
+        request=ReadSerializer,
+        responses={200: ReadStateSerializer},
+        summary="Mark read up to a message",
+    )
     def post(self, request: Request, conversation_id: int) -> Response:
         data = ReadSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -182,7 +226,9 @@ class ReadView(APIView):
             message_id=data.validated_data["message_id"],
             device_id=None,
         )
-        return Response({"last_read_id": membership.last_read_id, "unread_count": membership.unread_count})
+        return Response(
+            {"last_read_id": membership.last_read_id, "unread_count": membership.unread_count}
+        )
 
 
 class SyncView(APIView):
@@ -197,4 +243,6 @@ class SyncView(APIView):
             after_seq=_int_param(request, "after", default=0) or 0,
             limit=_int_param(request, "limit", default=200, low=1, high=500) or 200,
         )
-        return Response({"events": page.events, "last_seq": page.last_seq, "has_more": page.has_more})
+        return Response(
+            {"events": page.events, "last_seq": page.last_seq, "has_more": page.has_more}
+        )

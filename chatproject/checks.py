@@ -37,7 +37,7 @@ def check_production_mistakes(app_configs: Any = None, **kwargs: Any) -> list[Er
         problems.append(
             Error(
                 "SECRET_KEY is insecure (too short or a django-insecure placeholder).",
-                hint="Unset SECRET_KEY to use the generated one in DATA_DIR, or set a long random one.",
+                hint="Unset SECRET_KEY to use the one kept in DATA_DIR, or set a long one.",
                 id="chatproject.E003",
             )
         )

@@ -29,7 +29,7 @@ DATA_DIR.mkdir(parents=True, exist_ok=True)
 
 def _persistent_secret(name: str, env_var: str) -> str:
     """Return ``env_var`` if set, else a random secret generated once and kept in DATA_DIR."""
-    configured = env.str(env_var, default="")
+    configured: str = env.str(env_var, default="")
     if configured:
         return configured
     path = DATA_DIR / name
@@ -108,6 +108,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 20,
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
+    # Tests drive the server from several threads; an in-memory SQLite database fails
+    # concurrent writers at once ("table is locked") where a file waits its turn.
+    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
@@ -199,7 +202,9 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 1_048_576
 
 # --- Chat -------------------------------------------------------------------------------------
 MESSAGE_STORE: dict[str, Any] = {
-    "BACKEND": env.str("MESSAGE_STORE_BACKEND", default="chat.store.django_store.DjangoMessageStore"),
+    "BACKEND": env.str(
+        "MESSAGE_STORE_BACKEND", default="chat.store.django_store.DjangoMessageStore"
+    ),
     "OPTIONS": {},
 }
 MAX_MESSAGE_LENGTH = 99_999
@@ -227,7 +232,9 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("BEHIND_TLS_PROXY", default=False) else None
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("BEHIND_TLS_PROXY", default=False) else None
+)
 SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 

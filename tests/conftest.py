@@ -4,7 +4,7 @@ scripts/test."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -19,7 +19,13 @@ PASSWORD = "correct-horse-battery-staple"
 
 
 @pytest.fixture(autouse=True)
-def _fresh_shared_state() -> Iterator[None]:
+def _fast_password_hashing(settings: Any) -> None:
+    # The suite creates hundreds of users; production hashing would dominate its run time.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_shared_state() -> None:
     """Throttle counters, rate limits and realtime routes must not leak between tests."""
     cache.clear()
     if settings.REDIS_URL:
@@ -28,7 +34,6 @@ def _fresh_shared_state() -> Iterator[None]:
         client = redis.Redis.from_url(settings.REDIS_URL)
         client.flushdb()
         client.close()
-    yield
 
 
 @pytest.fixture
@@ -37,7 +42,9 @@ def make_user(db: Any) -> Callable[..., User]:
 
     def make(username: str | None = None, *, display_name: str = "") -> User:
         return account_services.sign_up(
-            username=username or f"user{next(counter)}", password=PASSWORD, display_name=display_name
+            username=username or f"user{next(counter)}",
+            password=PASSWORD,
+            display_name=display_name,
         )
 
     return make
@@ -52,9 +59,13 @@ def api() -> APIClient:
 def login_client(make_user: Callable[..., User]) -> Callable[..., tuple[APIClient, User, str]]:
     """Returns (client authenticated with a fresh device token, user, token)."""
 
-    def make(user: User | None = None, *, device_name: str = "test device") -> tuple[APIClient, User, str]:
+    def make(
+        user: User | None = None, *, device_name: str = "test device"
+    ) -> tuple[APIClient, User, str]:
         user = user or make_user()
-        issued = account_services.issue_device_token(user, device_name=device_name, platform="android")
+        issued = account_services.issue_device_token(
+            user, device_name=device_name, platform="android"
+        )
         client = APIClient()
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {issued.token}")
         return client, user, issued.token

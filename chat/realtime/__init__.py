@@ -35,7 +35,9 @@ def _sync_script() -> Any:
             if _redis_script is None:
                 import redis
 
-                client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5, max_connections=200)
+                client = redis.Redis.from_url(
+                    settings.REDIS_URL, socket_timeout=5, max_connections=200
+                )
                 _redis_script = client.register_script(ROUTE_AND_PUBLISH_LUA)
     return _redis_script
 

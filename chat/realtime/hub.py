@@ -9,6 +9,7 @@ on the embedded default), and writes the already-serialized frame to each local 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import secrets
@@ -42,31 +43,33 @@ class Hub:
         self.loop = loop
         self.process_id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self._by_user: dict[int, set[LiveConnection]] = {}
-        self._started = False
+        self._started = asyncio.Event()
         self._start_lock = asyncio.Lock()
         self._redis: object | None = None
         self._reader: asyncio.Task[None] | None = None
 
     # --- lifecycle -------------------------------------------------------------------------
     async def ensure_started(self) -> None:
-        if self._started:
+        if self._started.is_set():
             return
         async with self._start_lock:
-            if self._started:
+            if self._started.is_set():
                 return
             if settings.REDIS_URL:
                 ready = asyncio.Event()
                 # Keep the reference: a garbage-collected reader task silently stops delivery.
                 self._reader = asyncio.create_task(self._read_redis(ready), name="chat-hub-reader")
                 await ready.wait()
-            self._started = True
+            self._started.set()
 
     async def _read_redis(self, ready: asyncio.Event) -> None:
         import redis.asyncio as aioredis
 
         channel = process_channel(self.process_id)
         while True:
-            client = aioredis.Redis.from_url(settings.REDIS_URL, socket_timeout=None, health_check_interval=15)
+            client = aioredis.Redis.from_url(
+                settings.REDIS_URL, socket_timeout=None, health_check_interval=15
+            )
             self._redis = client
             try:
                 pubsub = client.pubsub(ignore_subscribe_messages=True)
@@ -98,10 +101,8 @@ class Hub:
     async def stop(self) -> None:
         if self._reader is not None:
             self._reader.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._reader
-            except asyncio.CancelledError:
-                pass
             self._reader = None
         if self._redis is not None:
             redis_client = self._redis
@@ -113,7 +114,7 @@ class Hub:
                 await pipe.execute()
             finally:
                 await redis_client.aclose()  # type: ignore[attr-defined]
-        self._started = False
+        self._started.clear()
 
     # --- registry --------------------------------------------------------------------------
     async def register(self, connection: LiveConnection) -> None:
@@ -134,7 +135,8 @@ class Hub:
             if self._redis is not None:
                 try:
                     await self._redis.srem(user_route_key(connection.user_id), self.process_id)  # type: ignore[attr-defined]
-                except Exception:  # a stale route is dropped by the next publish that misses
+                # A stale route is harmless: the next publish that misses drops it.
+                except Exception:  # noqa: BLE001
                     logger.warning("hub: could not remove route of user %s", connection.user_id)
 
     def connections_of(self, user_id: int) -> set[LiveConnection]:

@@ -32,7 +32,9 @@ class GroupFull(ServiceError):
 def access_conversation(user_id: int, conversation_id: int) -> tuple[Conversation, Membership]:
     """The conversation and the user's membership; non-members cannot tell it exists."""
     membership = (
-        Membership.objects.select_related("conversation").filter(conversation_id=conversation_id, user_id=user_id).first()
+        Membership.objects.select_related("conversation")
+        .filter(conversation_id=conversation_id, user_id=user_id)
+        .first()
     )
     if membership is None:
         raise UnknownConversation("No such conversation, or you are not a member.")
@@ -40,7 +42,9 @@ def access_conversation(user_id: int, conversation_id: int) -> tuple[Conversatio
 
 
 def member_ids(conversation_id: int) -> list[int]:
-    return list(Membership.objects.filter(conversation_id=conversation_id).values_list("user_id", flat=True))
+    return list(
+        Membership.objects.filter(conversation_id=conversation_id).values_list("user_id", flat=True)
+    )
 
 
 def _active_users(user_ids: Iterable[int]) -> list[int]:
@@ -56,12 +60,17 @@ def _active_users(user_ids: Iterable[int]) -> list[int]:
     return sorted(found)
 
 
-def _notify(kind: str, conversation: Conversation, *, recipients: Sequence[int], extra: dict[str, Any]) -> None:
+def _notify(
+    kind: str, conversation: Conversation, *, recipients: Sequence[int], extra: dict[str, Any]
+) -> None:
     """Append the event to each recipient's sync queue and publish it live after commit."""
     members = member_ids(conversation.pk)
     payload = {"conversation": conversation_payload(conversation, member_ids=members), **extra}
     seqs = get_message_store().append_events(
-        [NewEvent(user_id=u, kind=kind, conversation_id=conversation.pk, payload=payload) for u in recipients]
+        [
+            NewEvent(user_id=u, kind=kind, conversation_id=conversation.pk, payload=payload)
+            for u in recipients
+        ]
     )
     frame = {"type": kind, **payload}
     transaction.on_commit(lambda: realtime.publish(list(recipients), frame, seqs=seqs))
@@ -78,11 +87,21 @@ def get_or_create_direct(user: User, other_id: int) -> tuple[Conversation, bool]
         return existing, False
     try:
         with transaction.atomic():
-            conversation = Conversation.objects.create(kind=ConversationKind.DIRECT, direct_key=key, created_by=user)
-            Membership.objects.bulk_create(
-                [Membership(conversation=conversation, user_id=u, role=Role.MEMBER) for u in (low, high)]
+            conversation = Conversation.objects.create(
+                kind=ConversationKind.DIRECT, direct_key=key, created_by=user
             )
-            _notify(EventKind.MEMBER_ADDED, conversation, recipients=[low, high], extra={"user_ids": [low, high], "actor_id": user.pk})
+            Membership.objects.bulk_create(
+                [
+                    Membership(conversation=conversation, user_id=u, role=Role.MEMBER)
+                    for u in (low, high)
+                ]
+            )
+            _notify(
+                EventKind.MEMBER_ADDED,
+                conversation,
+                recipients=[low, high],
+                extra={"user_ids": [low, high], "actor_id": user.pk},
+            )
     except IntegrityError:  # created concurrently by the other user
         return Conversation.objects.get(direct_key=key), False
     return conversation, True
@@ -91,19 +110,34 @@ def get_or_create_direct(user: User, other_id: int) -> tuple[Conversation, bool]
 def create_group(creator: User, *, name: str, member_ids_: Iterable[int]) -> Conversation:
     name = name.strip()
     if not name:
-        raise ServiceError("A group needs a name.", code="invalid_name", fields={"name": ["This field may not be blank."]})
+        raise ServiceError(
+            "A group needs a name.",
+            code="invalid_name",
+            fields={"name": ["This field may not be blank."]},
+        )
     members = _active_users(set(member_ids_) | {creator.pk})
     if len(members) > settings.MAX_GROUP_MEMBERS:
         raise GroupFull(f"A group has at most {settings.MAX_GROUP_MEMBERS} members.")
     with transaction.atomic():
-        conversation = Conversation.objects.create(kind=ConversationKind.GROUP, name=name[:100], created_by=creator)
+        conversation = Conversation.objects.create(
+            kind=ConversationKind.GROUP, name=name[:100], created_by=creator
+        )
         Membership.objects.bulk_create(
             [
-                Membership(conversation=conversation, user_id=u, role=Role.OWNER if u == creator.pk else Role.MEMBER)
+                Membership(
+                    conversation=conversation,
+                    user_id=u,
+                    role=Role.OWNER if u == creator.pk else Role.MEMBER,
+                )
                 for u in members
             ]
         )
-        _notify(EventKind.MEMBER_ADDED, conversation, recipients=members, extra={"user_ids": members, "actor_id": creator.pk})
+        _notify(
+            EventKind.MEMBER_ADDED,
+            conversation,
+            recipients=members,
+            extra={"user_ids": members, "actor_id": creator.pk},
+        )
     return conversation
 
 
@@ -126,15 +160,29 @@ def add_members(actor: User, conversation_id: int, user_ids: Iterable[int]) -> l
         if len(current) + len(new) > settings.MAX_GROUP_MEMBERS:
             raise GroupFull(
                 f"A group has at most {settings.MAX_GROUP_MEMBERS} members; it has {len(current)}.",
-                fields={"user_ids": [f"At most {settings.MAX_GROUP_MEMBERS - len(current)} more can be added."]},
+                fields={
+                    "user_ids": [
+                        f"At most {settings.MAX_GROUP_MEMBERS - len(current)} more can be added."
+                    ]
+                },
             )
         if not new:
             return []
         # Newcomers start with everything so far read: they see history, not 1,000 unreads.
         Membership.objects.bulk_create(
-            [Membership(conversation=conversation, user_id=u, last_read_id=conversation.last_message_id) for u in new]
+            [
+                Membership(
+                    conversation=conversation, user_id=u, last_read_id=conversation.last_message_id
+                )
+                for u in new
+            ]
         )
-        _notify(EventKind.MEMBER_ADDED, conversation, recipients=sorted(current | set(new)), extra={"user_ids": new, "actor_id": actor.pk})
+        _notify(
+            EventKind.MEMBER_ADDED,
+            conversation,
+            recipients=sorted(current | set(new)),
+            extra={"user_ids": new, "actor_id": actor.pk},
+        )
     return new
 
 
@@ -147,7 +195,9 @@ def remove_member(actor: User, conversation_id: int, user_id: int) -> None:
                 raise ServiceError("You cannot leave a direct conversation.", code="not_a_group")
         else:
             conversation, _ = _require_group_admin(actor, conversation_id)
-            membership = Membership.objects.filter(conversation=conversation, user_id=user_id).first()  # type: ignore[assignment]
+            membership = Membership.objects.filter(
+                conversation=conversation, user_id=user_id
+            ).first()  # type: ignore[assignment]
             if membership is None:
                 raise NotFound("That user is not a member.", code="not_a_member")
             if membership.role == Role.OWNER:
@@ -156,7 +206,12 @@ def remove_member(actor: User, conversation_id: int, user_id: int) -> None:
         membership.delete()
         if membership.role == Role.OWNER:
             _hand_over_ownership(conversation)
-        _notify(EventKind.MEMBER_REMOVED, conversation, recipients=before, extra={"user_ids": [user_id], "actor_id": actor.pk})
+        _notify(
+            EventKind.MEMBER_REMOVED,
+            conversation,
+            recipients=before,
+            extra={"user_ids": [user_id], "actor_id": actor.pk},
+        )
 
 
 def _hand_over_ownership(conversation: Conversation) -> None:
@@ -171,12 +226,21 @@ def _hand_over_ownership(conversation: Conversation) -> None:
 def rename_group(actor: User, conversation_id: int, name: str) -> Conversation:
     name = name.strip()
     if not name:
-        raise ServiceError("A group needs a name.", code="invalid_name", fields={"name": ["This field may not be blank."]})
+        raise ServiceError(
+            "A group needs a name.",
+            code="invalid_name",
+            fields={"name": ["This field may not be blank."]},
+        )
     with transaction.atomic():
         conversation, _ = _require_group_admin(actor, conversation_id)
         conversation.name = name[:100]
         conversation.save(update_fields=["name"])
-        _notify(EventKind.CONVERSATION_UPDATED, conversation, recipients=member_ids(conversation.pk), extra={"actor_id": actor.pk})
+        _notify(
+            EventKind.CONVERSATION_UPDATED,
+            conversation,
+            recipients=member_ids(conversation.pk),
+            extra={"actor_id": actor.pk},
+        )
     return conversation
 
 
@@ -201,12 +265,18 @@ def summaries(memberships: list[Membership], *, with_members: bool = False) -> l
     (one store lookup for the whole page) and, optionally, every member's read position."""
     from .payloads import membership_payload, message_payload
 
-    last_ids = [m.conversation.last_message_id for m in memberships if m.conversation.last_message_id]
+    last_ids = [
+        m.conversation.last_message_id for m in memberships if m.conversation.last_message_id
+    ]
     last_messages = get_message_store().get_messages(last_ids) if last_ids else {}
     members_by_conversation: dict[int, list[dict[str, Any]]] = {}
     if with_members:
-        for other in Membership.objects.filter(conversation_id__in=[m.conversation_id for m in memberships]).order_by("pk"):
-            members_by_conversation.setdefault(other.conversation_id, []).append(membership_payload(other))
+        for other in Membership.objects.filter(
+            conversation_id__in=[m.conversation_id for m in memberships]
+        ).order_by("pk"):
+            members_by_conversation.setdefault(other.conversation_id, []).append(
+                membership_payload(other)
+            )
     entries = []
     for membership in memberships:
         conversation = membership.conversation

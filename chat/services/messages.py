@@ -53,22 +53,41 @@ class SendResult:
 def validate_text(text: str) -> str:
     if len(text) > settings.MAX_MESSAGE_LENGTH:
         raise TextTooLong(
-            f"A message has at most {settings.MAX_MESSAGE_LENGTH:,} characters; this one has {len(text):,}.",
+            f"A message has at most {settings.MAX_MESSAGE_LENGTH:,} characters; "
+            f"this one has {len(text):,}.",
             fields={"text": [f"At most {settings.MAX_MESSAGE_LENGTH} characters."]},
         )
     if not text.strip():
-        raise InvalidText("A message cannot be empty.", fields={"text": ["This field may not be blank."]})
+        raise InvalidText(
+            "A message cannot be empty.", fields={"text": ["This field may not be blank."]}
+        )
     if "\x00" in text:
-        raise InvalidText("A message cannot contain NUL characters.", fields={"text": ["NUL character."]})
+        raise InvalidText(
+            "A message cannot contain NUL characters.", fields={"text": ["NUL character."]}
+        )
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidText(
+            "A message must be valid Unicode (no lone surrogates).",
+            fields={"text": ["Invalid Unicode."]},
+        ) from None
     return text
 
 
 def send_message(
-    *, sender_id: int, conversation_id: int, client_msg_id: str, text: str, device_id: int | None = None
+    *,
+    sender_id: int,
+    conversation_id: int,
+    client_msg_id: str,
+    text: str,
+    device_id: int | None = None,
 ) -> SendResult:
     validate_text(text)
     if not client_msg_id or len(client_msg_id) > 64:
-        raise ServiceError("client_msg_id must be 1 to 64 characters.", code="invalid_client_msg_id")
+        raise ServiceError(
+            "client_msg_id must be 1 to 64 characters.", code="invalid_client_msg_id"
+        )
     members = member_ids(conversation_id)
     if sender_id not in members:
         raise UnknownConversation("No such conversation, or you are not a member.")
@@ -86,14 +105,23 @@ def send_message(
     with transaction.atomic():
         result = store.put_message(new, recipient_ids=members)
         if result.created:
-            Conversation.objects.filter(pk=conversation_id, last_message_id__lt=new.id).update(last_message_id=new.id)
-            Membership.objects.filter(conversation_id=conversation_id).exclude(user_id=sender_id).update(
-                unread_count=F("unread_count") + 1
+            Conversation.objects.filter(pk=conversation_id, last_message_id__lt=new.id).update(
+                last_message_id=new.id
             )
-            frame = {"type": EventKind.MESSAGE, "message": message_payload(result.message, full=False)}
+            Membership.objects.filter(conversation_id=conversation_id).exclude(
+                user_id=sender_id
+            ).update(unread_count=F("unread_count") + 1)
+            frame = {
+                "type": EventKind.MESSAGE,
+                "message": message_payload(result.message, full=False),
+            }
             seqs = dict(result.seqs)
-            transaction.on_commit(lambda: realtime.publish(members, frame, seqs=seqs, skip_device_id=device_id))
-    return SendResult(message=result.message, seq=result.seqs[sender_id], duplicate=not result.created)
+            transaction.on_commit(
+                lambda: realtime.publish(members, frame, seqs=seqs, skip_device_id=device_id)
+            )
+    return SendResult(
+        message=result.message, seq=result.seqs[sender_id], duplicate=not result.created
+    )
 
 
 def _access_own_message(user_id: int, message_id: int) -> StoredMessage:
@@ -158,4 +186,6 @@ def history_page(
     user_id: int, conversation_id: int, *, before: int | None, after: int | None, limit: int
 ) -> list[StoredMessage]:
     access_conversation(user_id, conversation_id)
-    return get_message_store().page_conversation(conversation_id, before=before, after=after, limit=min(limit, 100))
+    return get_message_store().page_conversation(
+        conversation_id, before=before, after=after, limit=min(limit, 100)
+    )

@@ -39,7 +39,9 @@ def message_payload(message: StoredMessage, *, full: bool = True) -> MessagePayl
     }
 
 
-def conversation_payload(conversation: Conversation, *, member_ids: list[int] | None = None) -> dict[str, Any]:
+def conversation_payload(
+    conversation: Conversation, *, member_ids: list[int] | None = None
+) -> dict[str, Any]:
     body: dict[str, Any] = {
         "id": conversation.pk,
         "kind": conversation.kind,

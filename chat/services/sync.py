@@ -10,6 +10,7 @@ reloads them with the conversation (REST).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from django.db import transaction
@@ -37,7 +38,9 @@ def render_events(entries: list[SyncEntry]) -> list[dict[str, Any]]:
     """Sync entries as the frames a live device would have received. Message events show the
     message as it is now (an edited or deleted message shows its current state)."""
     store = get_message_store()
-    wanted = [e.message_id for e in entries if e.kind in MESSAGE_EVENTS and e.message_id is not None]
+    wanted = [
+        e.message_id for e in entries if e.kind in MESSAGE_EVENTS and e.message_id is not None
+    ]
     messages = store.get_messages(wanted) if wanted else {}
     events: list[dict[str, Any]] = []
     for entry in entries:
@@ -45,7 +48,9 @@ def render_events(entries: list[SyncEntry]) -> list[dict[str, Any]]:
             message = messages.get(entry.message_id or 0)
             if message is None:
                 continue
-            events.append({"seq": entry.seq, "type": entry.kind, "message": message_payload(message)})
+            events.append(
+                {"seq": entry.seq, "type": entry.kind, "message": message_payload(message)}
+            )
         else:
             events.append({"seq": entry.seq, "type": entry.kind, **entry.payload})
     return events
@@ -71,21 +76,27 @@ def acknowledge(*, user_id: int, device_id: int, seq: int, previous_seq: int) ->
         return
     store = get_message_store()
     seq = min(seq, store.last_seq(user_id))
-    updated = DeviceSyncState.objects.filter(device_id=device_id, delivered_seq__lt=seq).update(delivered_seq=seq)
+    updated = DeviceSyncState.objects.filter(device_id=device_id, delivered_seq__lt=seq).update(
+        delivered_seq=seq
+    )
     if not updated:
         DeviceSyncState.objects.get_or_create(device_id=device_id, defaults={"delivered_seq": seq})
     entries = store.read_sync(user_id, after_seq=previous_seq, limit=min(seq - previous_seq, 1000))
     newest: dict[int, int] = {}
     for entry in entries:
         if entry.seq <= seq and entry.kind == EventKind.MESSAGE and entry.message_id is not None:
-            newest[entry.conversation_id] = max(newest.get(entry.conversation_id, 0), entry.message_id)
+            newest[entry.conversation_id] = max(
+                newest.get(entry.conversation_id, 0), entry.message_id
+            )
     if newest:
         _record_delivery(user_id, newest)
 
 
 def _record_delivery(user_id: int, newest: dict[int, int]) -> None:
     direct = set(
-        Conversation.objects.filter(pk__in=newest, kind=ConversationKind.DIRECT).values_list("pk", flat=True)
+        Conversation.objects.filter(pk__in=newest, kind=ConversationKind.DIRECT).values_list(
+            "pk", flat=True
+        )
     )
     for conversation_id in direct:
         message_id = newest[conversation_id]
@@ -94,30 +105,62 @@ def _record_delivery(user_id: int, newest: dict[int, int]) -> None:
         ).update(last_delivered_id=message_id)
         if moved:
             others = [u for u in member_ids(conversation_id) if u != user_id]
-            frame = {"type": "receipt", "conversation_id": conversation_id, "user_id": user_id, "delivered_id": message_id}
-            transaction.on_commit(lambda others=others, frame=frame: realtime.publish(others, frame))
+            frame = {
+                "type": "receipt",
+                "conversation_id": conversation_id,
+                "user_id": user_id,
+                "delivered_id": message_id,
+            }
+            transaction.on_commit(partial(realtime.publish, others, frame))
 
 
-def mark_read(*, user_id: int, conversation_id: int, message_id: int, device_id: int | None) -> Membership:
+def mark_read(
+    *, user_id: int, conversation_id: int, message_id: int, device_id: int | None
+) -> Membership:
     """Move the user's read position forward to ``message_id``; recompute unread; tell the
     user's other devices (sync queue) and the other members (receipts)."""
     store = get_message_store()
     with transaction.atomic():
         _, membership = access_conversation(user_id, conversation_id)
         membership = Membership.objects.select_for_update().get(pk=membership.pk)
-        latest = Conversation.objects.filter(pk=conversation_id).aggregate(m=Max("last_message_id"))["m"] or 0
+        latest = (
+            Conversation.objects.filter(pk=conversation_id).aggregate(m=Max("last_message_id"))["m"]
+            or 0
+        )
         message_id = min(message_id, latest)
         if message_id <= membership.last_read_id:
             return membership
         membership.last_read_id = message_id
         membership.last_delivered_id = max(membership.last_delivered_id, message_id)
-        membership.unread_count = store.count_messages(conversation_id, after_id=message_id, not_from=user_id)
+        membership.unread_count = store.count_messages(
+            conversation_id, after_id=message_id, not_from=user_id
+        )
         membership.save(update_fields=["last_read_id", "last_delivered_id", "unread_count"])
-        payload = {"conversation_id": conversation_id, "last_read_id": message_id, "unread_count": membership.unread_count}
-        seqs = store.append_events([NewEvent(user_id=user_id, kind=EventKind.READ, conversation_id=conversation_id, payload=payload)])
+        payload = {
+            "conversation_id": conversation_id,
+            "last_read_id": message_id,
+            "unread_count": membership.unread_count,
+        }
+        seqs = store.append_events(
+            [
+                NewEvent(
+                    user_id=user_id,
+                    kind=EventKind.READ,
+                    conversation_id=conversation_id,
+                    payload=payload,
+                )
+            ]
+        )
         own_frame = {"type": EventKind.READ, **payload}
         others = [u for u in member_ids(conversation_id) if u != user_id]
-        receipt = {"type": "receipt", "conversation_id": conversation_id, "user_id": user_id, "read_id": message_id}
-        transaction.on_commit(lambda: realtime.publish([user_id], own_frame, seqs=seqs, skip_device_id=device_id))
+        receipt = {
+            "type": "receipt",
+            "conversation_id": conversation_id,
+            "user_id": user_id,
+            "read_id": message_id,
+        }
+        transaction.on_commit(
+            lambda: realtime.publish([user_id], own_frame, seqs=seqs, skip_device_id=device_id)
+        )
         transaction.on_commit(lambda: realtime.publish(others, receipt))
     return membership

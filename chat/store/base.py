@@ -157,7 +157,8 @@ class MessageStore(abc.ABC):
     def count_messages(
         self, conversation_id: int, *, after_id: int, not_from: int | None = None
     ) -> int:
-        """How many messages (tombstones excluded) have ``id > after_id``, optionally not sent by ``not_from``."""
+        """How many messages (tombstones excluded) have ``id > after_id``, optionally
+        not sent by ``not_from``."""
 
     @abc.abstractmethod
     def read_sync(self, user_id: int, *, after_seq: int, limit: int) -> list[SyncEntry]:

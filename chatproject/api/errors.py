@@ -35,7 +35,9 @@ _CODES_BY_CLASS: dict[type[exceptions.APIException], str] = {
 }
 
 
-def error_body(code: str, message: str, fields: dict[str, list[str]] | None = None) -> dict[str, Any]:
+def error_body(
+    code: str, message: str, fields: dict[str, list[str]] | None = None
+) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "fields": fields or {}}}
 
 
@@ -79,10 +81,14 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, exceptions.ValidationError):
         fields = _flatten_fields(exc.detail)
         non_field = fields.get("non_field_errors")
-        message = non_field[0] if non_field and len(fields) == 1 else "The request has invalid fields."
+        message = (
+            non_field[0] if non_field and len(fields) == 1 else "The request has invalid fields."
+        )
         response.data = error_body(code, message, fields)
     else:
-        response.data = error_body(code, str(exc.detail) if not isinstance(exc.detail, (list, dict)) else "")
+        response.data = error_body(
+            code, str(exc.detail) if not isinstance(exc.detail, (list, dict)) else ""
+        )
     if response.status_code == status.HTTP_429_TOO_MANY_REQUESTS:
         response.data["error"]["message"] = "Too many requests. Try again later."
     return response

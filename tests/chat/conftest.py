@@ -57,7 +57,9 @@ class WsDevice:
 
     async def send(self, frame: dict[str, Any] | str) -> None:
         assert self.communicator is not None
-        await self.communicator.send_to(text_data=frame if isinstance(frame, str) else orjson.dumps(frame).decode())
+        await self.communicator.send_to(
+            text_data=frame if isinstance(frame, str) else orjson.dumps(frame).decode()
+        )
 
     async def receive(self, timeout: float = 5) -> dict[str, Any]:
         assert self.communicator is not None
@@ -65,7 +67,9 @@ class WsDevice:
         # A duplicate "sent" repeats an old position in the stream; everything else with a
         # seq must be exactly the next one.
         if "seq" in frame and not frame.get("duplicate"):
-            assert frame["seq"] == self.cursor + 1, f"gap or duplicate: cursor {self.cursor}, got {frame}"
+            assert frame["seq"] == self.cursor + 1, (
+                f"gap or duplicate: cursor {self.cursor}, got {frame}"
+            )
             self.cursor = frame["seq"]
         return frame
 
@@ -77,14 +81,25 @@ class WsDevice:
                 return frame
             assert frame["type"] == "receipt", f"expected {frame_type}, got {frame}"
 
-    async def send_text(self, conversation_id: int, text: str, *, client_msg_id: str | None = None) -> dict[str, Any]:
+    async def send_text(
+        self, conversation_id: int, text: str, *, client_msg_id: str | None = None
+    ) -> dict[str, Any]:
         client_msg_id = client_msg_id or f"c{next(_client_ids)}"
-        await self.send({"type": "send", "conversation_id": conversation_id, "client_msg_id": client_msg_id, "text": text, "ref": client_msg_id})
+        await self.send(
+            {
+                "type": "send",
+                "conversation_id": conversation_id,
+                "client_msg_id": client_msg_id,
+                "text": text,
+                "ref": client_msg_id,
+            }
+        )
         return await self.receive_type("sent")
 
     async def nothing_more(self, timeout: float = 0.3) -> bool:
         assert self.communicator is not None
-        return await self.communicator.receive_nothing(timeout=timeout)
+        quiet: bool = await self.communicator.receive_nothing(timeout=timeout)
+        return quiet
 
     async def disconnect(self) -> None:
         if self.communicator is not None:
@@ -96,13 +111,12 @@ class WsDevice:
 async def ws_devices() -> AsyncIterator[Callable[..., Any]]:
     created: list[WsDevice] = []
 
-    @database_sync_to_async
     def _issue(user: User, name: str) -> tuple[str, int]:
         issued = account_services.issue_device_token(user, device_name=name, platform="android")
         return issued.token, issued.device.pk
 
     async def make(user: User, name: str = "phone") -> WsDevice:
-        token, device_id = await _issue(user, name)
+        token, device_id = await database_sync_to_async(_issue)(user, name)
         device = WsDevice(user, token, device_id)
         created.append(device)
         return device

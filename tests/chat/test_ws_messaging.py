@@ -18,13 +18,18 @@ UsersFactory = Callable[[int], list[User]]
 
 async def direct(a: User, b: User) -> int:
     conversation, _ = await adb(conversations.get_or_create_direct)(a, b.pk)
-    return conversation.pk
+    conversation_id: int = conversation.pk
+    return conversation_id
 
 
-async def test_one_message_reaches_every_other_device_once_and_is_acked(users: UsersFactory, ws_devices: Any) -> None:
+async def test_one_message_reaches_every_other_device_once_and_is_acked(
+    users: UsersFactory, ws_devices: Any
+) -> None:
     alice, bob = await adb(users)(2)
     conversation_id = await direct(alice, bob)
-    a1, a2, b1, b2 = [await ws_devices(u, n) for u, n in ((alice, "a1"), (alice, "a2"), (bob, "b1"), (bob, "b2"))]
+    a1, a2, b1, b2 = [
+        await ws_devices(u, n) for u, n in ((alice, "a1"), (alice, "a2"), (bob, "b1"), (bob, "b2"))
+    ]
     for device in (a1, a2, b1, b2):
         await device.connect()
 
@@ -38,7 +43,9 @@ async def test_one_message_reaches_every_other_device_once_and_is_acked(users: U
     for device in (a1, a2, b1, b2):
         assert await device.nothing_more()
 
-    page = await adb(messages.history_page)(bob.pk, conversation_id, before=None, after=None, limit=50)
+    page = await adb(messages.history_page)(
+        bob.pk, conversation_id, before=None, after=None, limit=50
+    )
     assert [m.id for m in page] == [sent["message_id"]]
 
 
@@ -59,7 +66,10 @@ async def test_offline_device_catches_up_on_1000_messages_in_order_then_goes_liv
         for i in range(1000):
             sender = senders[i % 10]
             result = messages.send_message(
-                sender_id=sender.pk, conversation_id=conversation_ids[i % 10], client_msg_id=f"m{i}", text=f"message {i}"
+                sender_id=sender.pk,
+                conversation_id=conversation_ids[i % 10],
+                client_msg_id=f"m{i}",
+                text=f"message {i}",
             )
             ids.append(result.message.id)
         return ids
@@ -70,18 +80,30 @@ async def test_offline_device_catches_up_on_1000_messages_in_order_then_goes_liv
     got = [e["message"]["id"] for e in events if e["type"] == "message.new"]
     assert got == sent_ids  # all 1,000, in sequence order, none twice (cursor checks gaps)
 
-    live = await adb(messages.send_message)(sender_id=senders[0].pk, conversation_id=conversation_ids[0], client_msg_id="live", text="now")
+    live = await adb(messages.send_message)(
+        sender_id=senders[0].pk,
+        conversation_id=conversation_ids[0],
+        client_msg_id="live",
+        text="now",
+    )
     frame = await b1.receive_type("message.new")
     assert frame["message"]["id"] == live.message.id
 
     events_b2 = await b2.connect()
-    assert [e["message"]["id"] for e in events_b2 if e["type"] == "message.new"] == [*sent_ids, live.message.id]
+    assert [e["message"]["id"] for e in events_b2 if e["type"] == "message.new"] == [
+        *sent_ids,
+        live.message.id,
+    ]
 
 
-async def test_group_of_100_delivers_to_every_member_and_refuses_the_101st(users: UsersFactory, ws_devices: Any) -> None:
+async def test_group_of_100_delivers_to_every_member_and_refuses_the_101st(
+    users: UsersFactory, ws_devices: Any
+) -> None:
     everyone = await adb(users)(101)
     owner, members, outsider = everyone[0], everyone[1:100], everyone[100]
-    group = await adb(conversations.create_group)(owner, name="hundred", member_ids_=[m.pk for m in members])
+    group = await adb(conversations.create_group)(
+        owner, name="hundred", member_ids_=[m.pk for m in members]
+    )
     devices = [await ws_devices(u) for u in everyone[:100]]
     for device in devices:
         await device.connect()
@@ -110,22 +132,37 @@ async def test_longest_allowed_text_round_trips_byte_identical_and_one_more_is_r
 
     sent = await a1.send_text(conversation_id, text)
     live = await b1.receive_type("message.new")
-    assert live["message"]["truncated"] is True and live["message"]["length"] == 99_999
+    assert live["message"]["truncated"] is True
+    assert live["message"]["length"] == 99_999
     await b1.send({"type": "fetch", "message_ids": [sent["message_id"]], "ref": "f"})
     fetched = await b1.receive_type("messages")
     assert fetched["messages"][0]["text"].encode() == text.encode()
-    page = await adb(messages.history_page)(bob.pk, conversation_id, before=None, after=None, limit=1)
+    page = await adb(messages.history_page)(
+        bob.pk, conversation_id, before=None, after=None, limit=1
+    )
     assert page[0].text.encode() == text.encode()
 
-    await a1.send({"type": "send", "conversation_id": conversation_id, "client_msg_id": "big", "text": text + "x", "ref": "big"})
+    await a1.send(
+        {
+            "type": "send",
+            "conversation_id": conversation_id,
+            "client_msg_id": "big",
+            "text": text + "x",
+            "ref": "big",
+        }
+    )
     error = await a1.receive_type("error")
     assert (error["code"], error["ref"]) == ("text_too_long", "big")
-    page = await adb(messages.history_page)(bob.pk, conversation_id, before=None, after=None, limit=10)
+    page = await adb(messages.history_page)(
+        bob.pk, conversation_id, before=None, after=None, limit=10
+    )
     assert len(page) == 1
     assert await b1.nothing_more()
 
 
-async def test_retry_with_same_client_msg_id_is_acked_with_the_original(users: UsersFactory, ws_devices: Any) -> None:
+async def test_retry_with_same_client_msg_id_is_acked_with_the_original(
+    users: UsersFactory, ws_devices: Any
+) -> None:
     alice, bob = await adb(users)(2)
     conversation_id = await direct(alice, bob)
     a1, b1 = await ws_devices(alice), await ws_devices(bob)
@@ -139,7 +176,9 @@ async def test_retry_with_same_client_msg_id_is_acked_with_the_original(users: U
     assert (second["message_id"], second["seq"]) == (first["message_id"], first["seq"])
     assert (await b1.receive_type("message.new"))["message"]["id"] == first["message_id"]
     assert await b1.nothing_more()
-    page = await adb(messages.history_page)(bob.pk, conversation_id, before=None, after=None, limit=10)
+    page = await adb(messages.history_page)(
+        bob.pk, conversation_id, before=None, after=None, limit=10
+    )
     assert len(page) == 1
 
 
@@ -152,7 +191,15 @@ async def test_non_members_cannot_send_read_or_receive_and_removed_members_stop_
     for device in (o1, m1, x1):
         await device.connect()
 
-    await x1.send({"type": "send", "conversation_id": group.pk, "client_msg_id": "x", "text": "let me in", "ref": "x"})
+    await x1.send(
+        {
+            "type": "send",
+            "conversation_id": group.pk,
+            "client_msg_id": "x",
+            "text": "let me in",
+            "ref": "x",
+        }
+    )
     assert (await x1.receive_type("error"))["code"] == "unknown_conversation"
     await x1.send({"type": "read", "conversation_id": group.pk, "message_id": 1, "ref": "r"})
     assert (await x1.receive_type("error"))["code"] == "unknown_conversation"
@@ -185,16 +232,30 @@ async def test_reading_on_one_device_updates_the_others_and_the_sender_sees_rece
 
     await b1.send({"type": "ack", "seq": b1.cursor})
     delivered = await a1.receive(timeout=5)
-    assert delivered == {"type": "receipt", "conversation_id": conversation_id, "user_id": bob.pk, "delivered_id": sent["message_id"]}
+    assert delivered == {
+        "type": "receipt",
+        "conversation_id": conversation_id,
+        "user_id": bob.pk,
+        "delivered_id": sent["message_id"],
+    }
 
-    await b1.send({"type": "read", "conversation_id": conversation_id, "message_id": sent["message_id"], "ref": "r"})
+    await b1.send(
+        {
+            "type": "read",
+            "conversation_id": conversation_id,
+            "message_id": sent["message_id"],
+            "ref": "r",
+        }
+    )
     read_on_b2 = await b2.receive_type("read")
     assert (read_on_b2["last_read_id"], read_on_b2["unread_count"]) == (sent["message_id"], 0)
     receipt = await a1.receive_type("receipt")
     assert receipt["read_id"] == sent["message_id"]
 
 
-async def test_edits_and_deletes_propagate_live_and_show_in_history(users: UsersFactory, ws_devices: Any) -> None:
+async def test_edits_and_deletes_propagate_live_and_show_in_history(
+    users: UsersFactory, ws_devices: Any
+) -> None:
     alice, bob = await adb(users)(2)
     conversation_id = await direct(alice, bob)
     a1, b1 = await ws_devices(alice), await ws_devices(bob)
@@ -205,19 +266,26 @@ async def test_edits_and_deletes_propagate_live_and_show_in_history(users: Users
 
     await a1.send({"type": "edit", "message_id": sent["message_id"], "text": "fixed", "ref": "e"})
     edited = await b1.receive_type("message.edited")
-    assert edited["message"]["text"] == "fixed" and edited["message"]["edited_at"]
+    assert edited["message"]["text"] == "fixed"
+    assert edited["message"]["edited_at"]
 
     await b1.send({"type": "delete", "message_id": sent["message_id"], "ref": "d"})
     assert (await b1.receive_type("error"))["code"] == "not_your_message"
 
     await adb(messages.delete_message)(user_id=None, message_id=sent["message_id"])  # moderator
     deleted = await b1.receive_type("message.deleted")
-    assert deleted["message"]["deleted"] is True and deleted["message"]["text"] == ""
-    page = await adb(messages.history_page)(bob.pk, conversation_id, before=None, after=None, limit=10)
-    assert page[0].is_deleted and page[0].text == ""
+    assert deleted["message"]["deleted"] is True
+    assert deleted["message"]["text"] == ""
+    page = await adb(messages.history_page)(
+        bob.pk, conversation_id, before=None, after=None, limit=10
+    )
+    assert page[0].is_deleted
+    assert page[0].text == ""
 
 
-async def test_bad_frames_get_error_frames_and_the_connection_stays_open(users: UsersFactory, ws_devices: Any) -> None:
+async def test_bad_frames_get_error_frames_and_the_connection_stays_open(
+    users: UsersFactory, ws_devices: Any
+) -> None:
     alice, bob = await adb(users)(2)
     conversation_id = await direct(alice, bob)
     a1 = await ws_devices(alice)
@@ -227,8 +295,15 @@ async def test_bad_frames_get_error_frames_and_the_connection_stays_open(users: 
         ('["a list"]', "malformed_frame"),
         ('{"type": "dance", "ref": "1"}', "unknown_frame_type"),
         ('{"type": "send", "ref": "2"}', "invalid_frame"),
-        ('{"type": "send", "conversation_id": 999999, "client_msg_id": "z", "text": "hi", "ref": "3"}', "unknown_conversation"),
-        ('{"type": "send", "conversation_id": %d, "client_msg_id": "b", "text": "   ", "ref": "4"}' % conversation_id, "invalid_text"),
+        (
+            '{"type": "send", "conversation_id": 999999, "client_msg_id": "z", "text": "hi"}',
+            "unknown_conversation",
+        ),
+        (
+            f'{{"type": "send", "conversation_id": {conversation_id}, '
+            '"client_msg_id": "b", "text": " "}',
+            "invalid_text",
+        ),
     ]
     for raw, code in cases:
         await a1.send(raw)

@@ -21,16 +21,22 @@ class Command(BaseCommand):
         parser.add_argument("--server", choices=["uvicorn", "daphne"], default="uvicorn")
         parser.add_argument("--no-migrate", action="store_true", help="Skip applying migrations.")
 
-    def handle(self, *args: Any, host: str, port: int, server: str, no_migrate: bool, **options: Any) -> None:
+    def handle(
+        self, *args: Any, host: str, port: int, server: str, no_migrate: bool, **options: Any
+    ) -> None:
         if not no_migrate:
             call_command("migrate", interactive=False, verbosity=0)
         shown_host = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host  # noqa: S104
-        self.stdout.write(self.style.SUCCESS(f"Chat is running at http://{shown_host}:{port}/  (Ctrl+C to stop)"))
+        self.stdout.write(
+            self.style.SUCCESS(f"Chat is running at http://{shown_host}:{port}/  (Ctrl+C to stop)")
+        )
         self.stdout.flush()
         if server == "daphne":
             from daphne.cli import CommandLineInterface
 
-            CommandLineInterface().run(["-b", host, "-p", str(port), "chatproject.asgi:application"])
+            CommandLineInterface().run(
+                ["-b", host, "-p", str(port), "chatproject.asgi:application"]
+            )
             return
         import uvicorn
 
