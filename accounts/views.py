@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any, cast
 
 from django.contrib.auth import login, logout, update_session_auth_hash
-from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.db import transaction
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
@@ -13,8 +12,6 @@ from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
-
-from chatproject.errors import ServiceError
 
 from . import services
 from .authentication import SESSION_DEVICE_KEY, request_device
@@ -31,20 +28,6 @@ from .serializers import (
     UserSerializer,
 )
 from .throttles import LoginAddressThrottle, LoginUsernameThrottle, SignUpThrottle
-
-
-class AccountsView(APIView):
-    """Base of the accounts views: turns Django's refusal of an oversize body (raised while
-    DRF reads ``request.body``) into the documented error body instead of an HTML 400."""
-
-    def handle_exception(self, exc: Exception) -> Response:
-        if isinstance(exc, RequestDataTooBig):
-            exc = ServiceError(
-                "The request body is too large.", code="request_too_large", status=413
-            )
-        elif isinstance(exc, TooManyFieldsSent):
-            exc = ServiceError("The request has too many fields.", code="malformed_request")
-        return super().handle_exception(exc)
 
 
 def _current_user(request: Request) -> User:
@@ -71,7 +54,7 @@ def _token_response(
     return Response(body, status=status_code)
 
 
-class SignUpView(AccountsView):
+class SignUpView(APIView):
     permission_classes = [AllowAny]
     authentication_classes: list[type] = []
     throttle_classes = [SignUpThrottle]
@@ -99,7 +82,7 @@ class SignUpView(AccountsView):
         )
 
 
-class LoginView(AccountsView):
+class LoginView(APIView):
     permission_classes = [AllowAny]
     authentication_classes: list[type] = []
     throttle_classes = [LoginAddressThrottle, LoginUsernameThrottle]
@@ -122,7 +105,7 @@ class LoginView(AccountsView):
         )
 
 
-class LogoutView(AccountsView):
+class LogoutView(APIView):
     @extend_schema(
         request=None, responses={204: None}, summary="Log out this device (revokes its token)"
     )
@@ -134,7 +117,7 @@ class LogoutView(AccountsView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class PasswordChangeView(AccountsView):
+class PasswordChangeView(APIView):
     @extend_schema(
         request=PasswordChangeSerializer,
         responses={204: None},
@@ -157,7 +140,7 @@ class PasswordChangeView(AccountsView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class MeView(AccountsView, generics.RetrieveUpdateAPIView[User]):
+class MeView(generics.RetrieveUpdateAPIView[User]):
     serializer_class = MeSerializer
     http_method_names = ["get", "patch", "head", "options"]
 
@@ -170,7 +153,7 @@ class MeView(AccountsView, generics.RetrieveUpdateAPIView[User]):
         )
 
 
-class DeviceListView(AccountsView, generics.ListAPIView[Device]):
+class DeviceListView(generics.ListAPIView[Device]):
     serializer_class = DeviceSerializer
     pagination_class = None
 
@@ -187,7 +170,7 @@ class DeviceListView(AccountsView, generics.ListAPIView[Device]):
         }
 
 
-class DeviceRevokeView(AccountsView):
+class DeviceRevokeView(APIView):
     @extend_schema(
         request=None,
         responses={204: None},
@@ -198,7 +181,7 @@ class DeviceRevokeView(AccountsView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class UserSearchView(AccountsView, generics.ListAPIView[User]):
+class UserSearchView(generics.ListAPIView[User]):
     serializer_class = UserSerializer
 
     @extend_schema(
@@ -213,13 +196,13 @@ class UserSearchView(AccountsView, generics.ListAPIView[User]):
         return services.search_users(self.request.query_params.get("search", "")[:100])
 
 
-class UserDetailView(AccountsView):
+class UserDetailView(APIView):
     @extend_schema(responses={200: UserSerializer}, summary="A user's public profile")
     def get(self, request: Request, user_id: int) -> Response:
         return Response(UserSerializer(services.get_active_user(user_id)).data)
 
 
-class ContactListView(AccountsView):
+class ContactListView(APIView):
     @extend_schema(responses={200: ContactSerializer(many=True)}, summary="List contacts")
     def get(self, request: Request) -> Response:
         contacts = services.list_contacts(_current_user(request))
@@ -235,7 +218,7 @@ class ContactListView(AccountsView):
         return Response(ContactSerializer(link).data, status=status.HTTP_201_CREATED)
 
 
-class ContactDetailView(AccountsView):
+class ContactDetailView(APIView):
     @extend_schema(request=None, responses={204: None}, summary="Remove a contact")
     def delete(self, request: Request, user_id: int) -> Response:
         services.remove_contact(_current_user(request), user_id)

@@ -14,17 +14,6 @@ ensure_venv() {  # ensure_venv [dev]
     fi
 }
 
-ensure_system_packages() {
-    # Browser tests drive Debian's Chromium (no browser download is possible here).
-    if ! command -v chromium >/dev/null 2>&1; then
-        if [ "$(id -u)" = 0 ]; then
-            apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
-        else
-            echo "chromium is missing; install it (apt-get install chromium) for the browser tests" >&2
-        fi
-    fi
-}
-
 ensure_services() {
     if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
         pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start || true

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, TooManyFieldsSent
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -67,6 +67,15 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             error_body(exc.code, exc.message, {k: list(v) for k, v in exc.fields.items()}),
             status=exc.status,
             headers=headers,
+        )
+    if isinstance(exc, RequestDataTooBig):
+        # Raised by Django while DRF reads request.body; nothing has been written yet.
+        return Response(
+            error_body("request_too_large", "The request body is too large."), status=413
+        )
+    if isinstance(exc, TooManyFieldsSent):
+        return Response(
+            error_body("malformed_request", "The request has too many fields."), status=400
         )
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
