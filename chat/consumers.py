@@ -116,7 +116,6 @@ class ChatConsumer(AsyncConsumer):  # type: ignore[misc]
             return
         self.user_id = user.pk
         self.device_id = device.pk
-        await realtime.get_hub().register(self)
         last_seq, delivered = await _in_thread(self._hello_state)
         self._acked = self._acked_flushed = delivered
         hello: protocol.HelloFrame = {
@@ -129,6 +128,9 @@ class ChatConsumer(AsyncConsumer):  # type: ignore[misc]
             "max_text_length": settings.MAX_MESSAGE_LENGTH,
         }
         await self._send_frame(hello)
+        # Registered after hello so that no event precedes it; whatever is published in
+        # between is in the sync queue, which the client reads next.
+        await realtime.get_hub().register(self)
 
     def _hello_state(self) -> tuple[int, int]:
         return get_message_store().last_seq(self.user_id), sync_service.delivered_seq(

@@ -164,7 +164,10 @@ class Hub:
             seq, frame = event.frame_for(index)
             for connection in list(peers):
                 if connection.device_id != event.skip_device_id:
-                    await connection.deliver(seq, frame)
+                    try:
+                        await connection.deliver(seq, frame)
+                    except Exception:  # one broken socket must not cost the others this event
+                        logger.exception("hub: delivery to device %s failed", connection.device_id)
 
 
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakKeyDictionary()
