@@ -254,6 +254,8 @@ class ChatConsumer(AsyncConsumer):  # type: ignore[misc]
         )
         self._tokens_at = now
         if self._tokens >= 1.0:
+            if self._tokens >= FRAME_BURST - 1.0:
+                self._violations = 0  # the client slowed down: past strikes are forgiven
             self._tokens -= 1.0
             return True
         return False

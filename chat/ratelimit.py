@@ -1,6 +1,7 @@
 """Per-user fixed-window rate limits, shared by every process (Redis) or in-process (embedded).
 
-One Redis round trip per check: INCR, plus EXPIRE only on the first hit of a window.
+One Redis round trip per check: a pipeline that creates the window's counter with its
+expiry if missing (SET NX EX) and increments it.
 """
 
 from __future__ import annotations
@@ -32,10 +33,10 @@ def hit(scope: str, subject: int | str, *, limit: int, window_seconds: int) -> N
     window = int(now // window_seconds)
     key = f"rl:{scope}:{subject}:{window}"
     if settings.REDIS_URL:
-        client = _redis()
-        count = int(client.incr(key))  # type: ignore[attr-defined]
-        if count == 1:
-            client.expire(key, window_seconds + 1)  # type: ignore[attr-defined]
+        pipe = _redis().pipeline(transaction=False)  # type: ignore[attr-defined]
+        pipe.set(key, 0, ex=window_seconds + 1, nx=True)
+        pipe.incr(key)
+        count = int(pipe.execute()[1])
     else:
         with _lock:
             _previous_window, previous = _local_counts.get(key, (window, 0))

@@ -6,6 +6,10 @@ from typing import Any
 
 from rest_framework import serializers
 
+# Ids are 64-bit signed integers in every database; larger numbers name nothing (and SQLite
+# cannot even bind them), so they are refused as invalid input.
+MAX_ID = 2**63 - 1
+
 
 class MessageSerializer(serializers.Serializer[Any]):
     id = serializers.IntegerField()
@@ -44,13 +48,13 @@ class ConversationSerializer(serializers.Serializer[Any]):
 class CreateConversationSerializer(serializers.Serializer[Any]):
     kind = serializers.ChoiceField(choices=["direct", "group"])
     user_id = serializers.IntegerField(
-        required=False, min_value=1, help_text="The other user (direct)."
+        required=False, min_value=1, max_value=MAX_ID, help_text="The other user (direct)."
     )
     name = serializers.CharField(
         required=False, max_length=100, allow_blank=True, help_text="Group name."
     )
     member_ids = serializers.ListField(
-        child=serializers.IntegerField(min_value=1),
+        child=serializers.IntegerField(min_value=1, max_value=MAX_ID),
         required=False,
         max_length=200,
         help_text="Group members.",
@@ -71,7 +75,7 @@ class UpdateConversationSerializer(serializers.Serializer[Any]):
 
 class AddMembersSerializer(serializers.Serializer[Any]):
     user_ids = serializers.ListField(
-        child=serializers.IntegerField(min_value=1), min_length=1, max_length=200
+        child=serializers.IntegerField(min_value=1, max_value=MAX_ID), min_length=1, max_length=200
     )
 
 
@@ -92,7 +96,7 @@ class EditSerializer(serializers.Serializer[Any]):
 
 
 class ReadSerializer(serializers.Serializer[Any]):
-    message_id = serializers.IntegerField(min_value=1)
+    message_id = serializers.IntegerField(min_value=1, max_value=MAX_ID)
 
 
 class ReadStateSerializer(serializers.Serializer[Any]):

@@ -13,8 +13,10 @@ from rest_framework.views import APIView
 from accounts.models import User
 from chat.services import conversations, messages, sync
 from chat.services.payloads import message_payload
+from chatproject.errors import NotFound
 
 from .serializers import (
+    MAX_ID,
     AddMembersSerializer,
     ConversationSerializer,
     CreateConversationSerializer,
@@ -50,12 +52,28 @@ def _int_param(
     return value
 
 
+class ChatView(APIView):
+    """Ids in the path beyond 64 bits cannot name anything: answer as for any unknown id
+    (rather than letting the database driver fail on them)."""
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        if kwargs.get("conversation_id", 0) > MAX_ID:
+            raise conversations.UnknownConversation(
+                "No such conversation, or you are not a member."
+            )
+        if kwargs.get("message_id", 0) > MAX_ID:
+            raise NotFound("No such message.", code="unknown_message")
+        if kwargs.get("user_id", 0) > MAX_ID:
+            raise NotFound("That user is not a member.", code="not_a_member")
+
+
 def _summary(user: User, conversation_id: int) -> dict[str, Any]:
     _, membership = conversations.access_conversation(user.pk, conversation_id)
     return conversations.summaries([membership], with_members=True)[0]
 
 
-class ConversationListView(APIView):
+class ConversationListView(ChatView):
     @extend_schema(
         parameters=[OpenApiParameter("limit", int), OpenApiParameter("offset", int)],
         responses={200: ConversationSerializer(many=True)},
@@ -91,7 +109,7 @@ class ConversationListView(APIView):
         )
 
 
-class ConversationDetailView(APIView):
+class ConversationDetailView(ChatView):
     @extend_schema(
         responses={200: ConversationSerializer},
         summary="One conversation with its members' read positions",
@@ -115,7 +133,7 @@ class ConversationDetailView(APIView):
         return Response(_summary(user, conversation_id))
 
 
-class MemberListView(APIView):
+class MemberListView(ChatView):
     @extend_schema(
         request=AddMembersSerializer,
         responses={200: ConversationSerializer},
@@ -129,7 +147,7 @@ class MemberListView(APIView):
         return Response(_summary(user, conversation_id))
 
 
-class MemberDetailView(APIView):
+class MemberDetailView(ChatView):
     @extend_schema(
         request=None, responses={204: None}, summary="Remove a member, or leave (your own id)"
     )
@@ -138,7 +156,7 @@ class MemberDetailView(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class MessageListView(APIView):
+class MessageListView(ChatView):
     @extend_schema(
         parameters=[
             OpenApiParameter("before", int, description="Messages with smaller ids (older)."),
@@ -182,13 +200,11 @@ class MessageListView(APIView):
         )
 
 
-class MessageDetailView(APIView):
+class MessageDetailView(ChatView):
     @extend_schema(responses={200: MessageSerializer}, summary="One message with its full text")
     def get(self, request: Request, message_id: int) -> Response:
         found = messages.fetch_messages(_user(request).pk, [message_id])
         if not found:
-            from chatproject.errors import NotFound
-
             raise NotFound("No such message.", code="unknown_message")
         return Response(message_payload(found[0]))
 
@@ -211,7 +227,7 @@ class MessageDetailView(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class ReadView(APIView):
+class ReadView(ChatView):
     @extend_schema(
         request=ReadSerializer,
         responses={200: ReadStateSerializer},
@@ -231,7 +247,7 @@ class ReadView(APIView):
         )
 
 
-class SyncView(APIView):
+class SyncView(ChatView):
     @extend_schema(
         parameters=[OpenApiParameter("after", int, required=True), OpenApiParameter("limit", int)],
         responses={200: SyncPageSerializer},

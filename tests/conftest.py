@@ -28,6 +28,9 @@ def _fast_password_hashing(settings: Any) -> None:
 def _fresh_shared_state() -> None:
     """Throttle counters, rate limits and realtime routes must not leak between tests."""
     cache.clear()
+    from chat import ratelimit
+
+    ratelimit._local_counts.clear()
     if settings.REDIS_URL:
         import redis
 

@@ -47,7 +47,7 @@ def member_ids(conversation_id: int) -> list[int]:
     )
 
 
-def _active_users(user_ids: Iterable[int]) -> list[int]:
+def _active_users(user_ids: Iterable[int], *, field: str = "member_ids") -> list[int]:
     wanted = set(user_ids)
     found = set(User.objects.filter(pk__in=wanted, is_active=True).values_list("pk", flat=True))
     missing = wanted - found
@@ -55,7 +55,7 @@ def _active_users(user_ids: Iterable[int]) -> list[int]:
         raise NotFound(
             "Unknown users: " + ", ".join(str(u) for u in sorted(missing)),
             code="unknown_user",
-            fields={"member_ids": [f"Unknown user {u}." for u in sorted(missing)]},
+            fields={field: [f"Unknown user {u}." for u in sorted(missing)]},
         )
     return sorted(found)
 
@@ -79,7 +79,7 @@ def _notify(
 def get_or_create_direct(user: User, other_id: int) -> tuple[Conversation, bool]:
     if other_id == user.pk:
         raise ServiceError("A direct conversation needs another user.", code="invalid_member")
-    _active_users([other_id])
+    _active_users([other_id], field="user_id")
     low, high = sorted((user.pk, other_id))
     key = f"{low}:{high}"
     existing = Conversation.objects.filter(direct_key=key).first()
@@ -156,7 +156,7 @@ def add_members(actor: User, conversation_id: int, user_ids: Iterable[int]) -> l
         # Lock the conversation row so concurrent additions cannot overshoot the limit.
         Conversation.objects.select_for_update().filter(pk=conversation.pk).first()
         current = set(member_ids(conversation.pk))
-        new = [u for u in _active_users(user_ids) if u not in current]
+        new = [u for u in _active_users(user_ids, field="user_ids") if u not in current]
         if len(current) + len(new) > settings.MAX_GROUP_MEMBERS:
             raise GroupFull(
                 f"A group has at most {settings.MAX_GROUP_MEMBERS} members; it has {len(current)}.",

@@ -128,7 +128,10 @@ def _access_own_message(user_id: int, message_id: int) -> StoredMessage:
     message = get_message_store().get_messages([message_id]).get(message_id)
     if message is None:
         raise NotFound("No such message.", code="unknown_message")
-    access_conversation(user_id, message.conversation_id)
+    try:
+        access_conversation(user_id, message.conversation_id)
+    except UnknownConversation:  # outsiders cannot tell a real message id from a made-up one
+        raise NotFound("No such message.", code="unknown_message") from None
     if message.sender_id != user_id:
         raise Forbidden("You can only change your own messages.", code="not_your_message")
     if message.is_deleted:
@@ -165,6 +168,10 @@ def delete_message(*, user_id: int | None, message_id: int) -> StoredMessage:
         deleted, seqs = get_message_store().tombstone_message(
             message.id, deleted_at=timezone.now(), recipient_ids=members
         )
+        # A deleted message no longer counts as unread for those who had not read it.
+        Membership.objects.filter(
+            conversation_id=message.conversation_id, last_read_id__lt=message.id, unread_count__gt=0
+        ).exclude(user_id=message.sender_id).update(unread_count=F("unread_count") - 1)
         frame = {"type": EventKind.DELETED, "message": message_payload(deleted)}
         transaction.on_commit(lambda: realtime.publish(members, frame, seqs=seqs))
     return deleted
