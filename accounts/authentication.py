@@ -7,7 +7,7 @@ another device ends the session too.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django.contrib.auth import logout
 from django.http import HttpRequest
@@ -70,6 +70,11 @@ def session_device(request: HttpRequest, user: Any) -> Device | None:
         return None
     touch(device)
     return device
+
+
+def request_user(request: Request) -> User:
+    """The authenticated user of a request behind IsAuthenticated (never anonymous there)."""
+    return cast(User, request.user)
 
 
 def request_device(request: Request) -> Device | None:

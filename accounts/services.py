@@ -41,14 +41,18 @@ def _password_errors(password: str, user: User | None = None) -> list[str]:
     return []
 
 
+def _username_taken() -> Conflict:
+    return Conflict(
+        "That username is taken.",
+        code="username_taken",
+        fields={"username": ["That username is taken."]},
+    )
+
+
 def sign_up(*, username: str, password: str, display_name: str = "") -> User:
     username = username.strip()
     if User.objects.filter(username__iexact=username).exists():
-        raise Conflict(
-            "That username is taken.",
-            code="username_taken",
-            fields={"username": ["That username is taken."]},
-        )
+        raise _username_taken()
     candidate = User(username=username, display_name=display_name.strip())
     errors = _password_errors(password, candidate)
     if errors:
@@ -60,11 +64,7 @@ def sign_up(*, username: str, password: str, display_name: str = "") -> User:
         with transaction.atomic():
             candidate.save()
     except IntegrityError as exc:  # lost a race with a concurrent sign-up of the same name
-        raise Conflict(
-            "That username is taken.",
-            code="username_taken",
-            fields={"username": ["That username is taken."]},
-        ) from exc
+        raise _username_taken() from exc
     return candidate
 
 

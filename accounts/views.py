@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 from django.contrib.auth import login, logout, update_session_auth_hash
 from django.db import transaction
@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from . import services
-from .authentication import SESSION_DEVICE_KEY, request_device
+from .authentication import SESSION_DEVICE_KEY, request_device, request_user
 from .models import Device, User
 from .serializers import (
     AddContactSerializer,
@@ -28,10 +28,6 @@ from .serializers import (
     UserSerializer,
 )
 from .throttles import LoginAddressThrottle, LoginUsernameThrottle, SignUpThrottle
-
-
-def _current_user(request: Request) -> User:
-    return cast(User, request.user)
 
 
 def _token_response(
@@ -127,7 +123,7 @@ class PasswordChangeView(APIView):
         data = PasswordChangeSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         device = request_device(request)
-        user = _current_user(request)
+        user = request_user(request)
         services.change_password(
             user,
             old_password=data.validated_data["old_password"],
@@ -145,11 +141,11 @@ class MeView(generics.RetrieveUpdateAPIView[User]):
     http_method_names = ["get", "patch", "head", "options"]
 
     def get_object(self) -> User:
-        return _current_user(self.request)
+        return request_user(self.request)
 
     def perform_update(self, serializer: MeSerializer) -> None:  # type: ignore[override]
         services.update_profile(
-            _current_user(self.request), display_name=serializer.validated_data.get("display_name")
+            request_user(self.request), display_name=serializer.validated_data.get("display_name")
         )
 
 
@@ -159,7 +155,7 @@ class DeviceListView(generics.ListAPIView[Device]):
 
     def get_queryset(self) -> Any:
         return Device.objects.filter(
-            user=_current_user(self.request), revoked_at__isnull=True
+            user=request_user(self.request), revoked_at__isnull=True
         ).order_by("-last_used_at")
 
     def get_serializer_context(self) -> dict[str, Any]:
@@ -177,7 +173,7 @@ class DeviceRevokeView(APIView):
         summary="Revoke a device: its token stops working at once",
     )
     def delete(self, request: Request, device_id: int) -> Response:
-        services.revoke_user_device(_current_user(request), device_id)
+        services.revoke_user_device(request_user(request), device_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -205,7 +201,7 @@ class UserDetailView(APIView):
 class ContactListView(APIView):
     @extend_schema(responses={200: ContactSerializer(many=True)}, summary="List contacts")
     def get(self, request: Request) -> Response:
-        contacts = services.list_contacts(_current_user(request))
+        contacts = services.list_contacts(request_user(request))
         return Response(ContactSerializer(contacts, many=True).data)
 
     @extend_schema(
@@ -214,12 +210,12 @@ class ContactListView(APIView):
     def post(self, request: Request) -> Response:
         data = AddContactSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        link = services.add_contact(_current_user(request), data.validated_data["user_id"])
+        link = services.add_contact(request_user(request), data.validated_data["user_id"])
         return Response(ContactSerializer(link).data, status=status.HTTP_201_CREATED)
 
 
 class ContactDetailView(APIView):
     @extend_schema(request=None, responses={204: None}, summary="Remove a contact")
     def delete(self, request: Request, user_id: int) -> Response:
-        services.remove_contact(_current_user(request), user_id)
+        services.remove_contact(request_user(request), user_id)
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -376,7 +376,6 @@ class ChatConsumer(AsyncConsumer):  # type: ignore[misc]
             user_id=self.user_id,
             conversation_id=frame.conversation_id,
             message_id=frame.message_id,
-            device_id=None,
         )
         await self._send_frame(
             {

@@ -8,17 +8,21 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 
 from chatproject.errors import RateLimited
 
+if TYPE_CHECKING:
+    from redis import Redis
+
 _lock = threading.Lock()
 _local_counts: dict[str, tuple[int, int]] = {}  # key -> (window number, count)
-_redis_client: object | None = None
+_redis_client: Redis | None = None
 
 
-def _redis() -> object:
+def _redis() -> Redis:
     global _redis_client  # noqa: PLW0603 (one pooled client per process)
     if _redis_client is None:
         import redis
@@ -33,7 +37,7 @@ def hit(scope: str, subject: int | str, *, limit: int, window_seconds: int) -> N
     window = int(now // window_seconds)
     key = f"rl:{scope}:{subject}:{window}"
     if settings.REDIS_URL:
-        pipe = _redis().pipeline(transaction=False)  # type: ignore[attr-defined]
+        pipe = _redis().pipeline(transaction=False)
         pipe.set(key, 0, ex=window_seconds + 1, nx=True)
         pipe.incr(key)
         count = int(pipe.execute()[1])

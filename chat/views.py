@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
@@ -10,6 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.authentication import request_user
 from accounts.models import User
 from chat.services import conversations, messages, sync
 from chat.services.payloads import message_payload
@@ -29,10 +30,6 @@ from .serializers import (
     SyncPageSerializer,
     UpdateConversationSerializer,
 )
-
-
-def _user(request: Request) -> User:
-    return cast(User, request.user)
 
 
 def _int_param(
@@ -82,7 +79,9 @@ class ConversationListView(ChatView):
     def get(self, request: Request) -> Response:
         limit = _int_param(request, "limit", default=50, low=1, high=200) or 50
         offset = _int_param(request, "offset", default=0) or 0
-        page = list(conversations.memberships_of(_user(request))[offset : offset + limit + 1])
+        page = list(
+            conversations.memberships_of(request_user(request))[offset : offset + limit + 1]
+        )
         body = conversations.summaries(page[:limit])
         return Response({"results": body, "has_more": len(page) > limit})
 
@@ -95,7 +94,7 @@ class ConversationListView(ChatView):
         data = CreateConversationSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
-        user = _user(request)
+        user = request_user(request)
         if values["kind"] == "direct":
             conversation, created = conversations.get_or_create_direct(user, values["user_id"])
         else:
@@ -115,7 +114,7 @@ class ConversationDetailView(ChatView):
         summary="One conversation with its members' read positions",
     )
     def get(self, request: Request, conversation_id: int) -> Response:
-        return Response(_summary(_user(request), conversation_id))
+        return Response(_summary(request_user(request), conversation_id))
 
     @extend_schema(
         request=UpdateConversationSerializer,
@@ -125,7 +124,7 @@ class ConversationDetailView(ChatView):
     def patch(self, request: Request, conversation_id: int) -> Response:
         data = UpdateConversationSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        user = _user(request)
+        user = request_user(request)
         if "name" in data.validated_data:
             conversations.rename_group(user, conversation_id, data.validated_data["name"])
         if "muted" in data.validated_data:
@@ -142,7 +141,7 @@ class MemberListView(ChatView):
     def post(self, request: Request, conversation_id: int) -> Response:
         data = AddMembersSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        user = _user(request)
+        user = request_user(request)
         conversations.add_members(user, conversation_id, data.validated_data["user_ids"])
         return Response(_summary(user, conversation_id))
 
@@ -152,7 +151,7 @@ class MemberDetailView(ChatView):
         request=None, responses={204: None}, summary="Remove a member, or leave (your own id)"
     )
     def delete(self, request: Request, conversation_id: int, user_id: int) -> Response:
-        conversations.remove_member(_user(request), conversation_id, user_id)
+        conversations.remove_member(request_user(request), conversation_id, user_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -168,7 +167,7 @@ class MessageListView(ChatView):
     )
     def get(self, request: Request, conversation_id: int) -> Response:
         page = messages.history_page(
-            _user(request).pk,
+            request_user(request).pk,
             conversation_id,
             before=_int_param(request, "before", low=1),
             after=_int_param(request, "after", low=0),
@@ -185,7 +184,7 @@ class MessageListView(ChatView):
         data = SendSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         result = messages.send_message(
-            sender_id=_user(request).pk,
+            sender_id=request_user(request).pk,
             conversation_id=conversation_id,
             client_msg_id=data.validated_data["client_msg_id"],
             text=data.validated_data["text"],
@@ -203,7 +202,7 @@ class MessageListView(ChatView):
 class MessageDetailView(ChatView):
     @extend_schema(responses={200: MessageSerializer}, summary="One message with its full text")
     def get(self, request: Request, message_id: int) -> Response:
-        found = messages.fetch_messages(_user(request).pk, [message_id])
+        found = messages.fetch_messages(request_user(request).pk, [message_id])
         if not found:
             raise NotFound("No such message.", code="unknown_message")
         return Response(message_payload(found[0]))
@@ -215,7 +214,9 @@ class MessageDetailView(ChatView):
         data = EditSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         edited = messages.edit_message(
-            user_id=_user(request).pk, message_id=message_id, text=data.validated_data["text"]
+            user_id=request_user(request).pk,
+            message_id=message_id,
+            text=data.validated_data["text"],
         )
         return Response(message_payload(edited))
 
@@ -223,7 +224,7 @@ class MessageDetailView(ChatView):
         request=None, responses={204: None}, summary="Delete your message (leaves a tombstone)"
     )
     def delete(self, request: Request, message_id: int) -> Response:
-        messages.delete_message(user_id=_user(request).pk, message_id=message_id)
+        messages.delete_message(user_id=request_user(request).pk, message_id=message_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -237,10 +238,9 @@ class ReadView(ChatView):
         data = ReadSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         membership = sync.mark_read(
-            user_id=_user(request).pk,
+            user_id=request_user(request).pk,
             conversation_id=conversation_id,
             message_id=data.validated_data["message_id"],
-            device_id=None,
         )
         return Response(
             {"last_read_id": membership.last_read_id, "unread_count": membership.unread_count}
@@ -255,7 +255,7 @@ class SyncView(ChatView):
     )
     def get(self, request: Request) -> Response:
         page = sync.sync_page(
-            _user(request).pk,
+            request_user(request).pk,
             after_seq=_int_param(request, "after", default=0) or 0,
             limit=_int_param(request, "limit", default=200, low=1, high=500) or 200,
         )

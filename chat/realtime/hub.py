@@ -16,12 +16,15 @@ import secrets
 import socket
 import weakref
 from collections.abc import Iterable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from django.conf import settings
 
 from . import envelope as envelopes
 from .routes import process_channel, user_route_key
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +48,7 @@ class Hub:
         self._by_user: dict[int, set[LiveConnection]] = {}
         self._started = asyncio.Event()
         self._start_lock = asyncio.Lock()
-        self._redis: object | None = None
+        self._redis: Redis | None = None
         self._reader: asyncio.Task[None] | None = None
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -89,11 +92,11 @@ class Hub:
                 await client.aclose()
                 await asyncio.sleep(REDIS_RETRY_SECONDS)
 
-    async def _announce_all_routes(self, client: object) -> None:
+    async def _announce_all_routes(self, client: Redis) -> None:
         users = list(self._by_user)
         if not users:
             return
-        pipe = client.pipeline(transaction=False)  # type: ignore[attr-defined]
+        pipe = client.pipeline(transaction=False)
         for user_id in users:
             pipe.sadd(user_route_key(user_id), self.process_id)
         await pipe.execute()
@@ -107,13 +110,13 @@ class Hub:
         if self._redis is not None:
             redis_client = self._redis
             self._redis = None
-            pipe = redis_client.pipeline(transaction=False)  # type: ignore[attr-defined]
+            pipe = redis_client.pipeline(transaction=False)
             for user_id in self._by_user:
                 pipe.srem(user_route_key(user_id), self.process_id)
             try:
                 await pipe.execute()
             finally:
-                await redis_client.aclose()  # type: ignore[attr-defined]
+                await redis_client.aclose()
         self._started.clear()
 
     # --- registry --------------------------------------------------------------------------
@@ -123,7 +126,7 @@ class Hub:
         first = not peers
         peers.add(connection)
         if first and self._redis is not None:
-            await self._redis.sadd(user_route_key(connection.user_id), self.process_id)  # type: ignore[attr-defined]
+            await self._redis.sadd(user_route_key(connection.user_id), self.process_id)
 
     async def unregister(self, connection: LiveConnection) -> None:
         peers = self._by_user.get(connection.user_id)
@@ -134,7 +137,7 @@ class Hub:
             del self._by_user[connection.user_id]
             if self._redis is not None:
                 try:
-                    await self._redis.srem(user_route_key(connection.user_id), self.process_id)  # type: ignore[attr-defined]
+                    await self._redis.srem(user_route_key(connection.user_id), self.process_id)
                 # A stale route is harmless: the next publish that misses drops it.
                 except Exception:  # noqa: BLE001
                     logger.warning("hub: could not remove route of user %s", connection.user_id)

@@ -14,7 +14,6 @@ from functools import partial
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Max
 
 from chat import realtime
 from chat.models import Conversation, ConversationKind, DeviceSyncState, Membership
@@ -114,20 +113,15 @@ def _record_delivery(user_id: int, newest: dict[int, int]) -> None:
             transaction.on_commit(partial(realtime.publish, others, frame))
 
 
-def mark_read(
-    *, user_id: int, conversation_id: int, message_id: int, device_id: int | None
-) -> Membership:
-    """Move the user's read position forward to ``message_id``; recompute unread; tell the
-    user's other devices (sync queue) and the other members (receipts)."""
+def mark_read(*, user_id: int, conversation_id: int, message_id: int) -> Membership:
+    """Move the user's read position forward to ``message_id``; recompute unread; tell all the
+    user's devices (a ``read`` event in their sync queue: the reading device gets it too, so
+    its stream stays gap-free) and the other members (receipts)."""
     store = get_message_store()
     with transaction.atomic():
-        _, membership = access_conversation(user_id, conversation_id)
+        conversation, membership = access_conversation(user_id, conversation_id)
         membership = Membership.objects.select_for_update().get(pk=membership.pk)
-        latest = (
-            Conversation.objects.filter(pk=conversation_id).aggregate(m=Max("last_message_id"))["m"]
-            or 0
-        )
-        message_id = min(message_id, latest)
+        message_id = min(message_id, conversation.last_message_id)
         if message_id <= membership.last_read_id:
             return membership
         membership.last_read_id = message_id
@@ -159,8 +153,6 @@ def mark_read(
             "user_id": user_id,
             "read_id": message_id,
         }
-        transaction.on_commit(
-            lambda: realtime.publish([user_id], own_frame, seqs=seqs, skip_device_id=device_id)
-        )
+        transaction.on_commit(lambda: realtime.publish([user_id], own_frame, seqs=seqs))
         transaction.on_commit(lambda: realtime.publish(others, receipt))
     return membership
