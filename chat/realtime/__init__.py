@@ -53,9 +53,15 @@ def _async_script() -> Any:
     return script
 
 
-def _dispatch_locally(data: bytes) -> None:
-    for hub in local_hubs():
+def _dispatch_locally(data: bytes, user_ids: Sequence[int]) -> list[int]:
+    hubs = local_hubs()
+    for hub in hubs:
         hub.loop.call_soon_threadsafe(_start_dispatch, hub, data)
+    return [u for u in user_ids if not any(hub.holds(u) for hub in hubs)]
+
+
+def _offline(user_ids: Sequence[int], indexes: Sequence[int]) -> list[int]:
+    return [user_ids[i - 1] for i in indexes]  # the script returns Lua's 1-based indexes
 
 
 def _start_dispatch(hub: Hub, data: bytes) -> None:
@@ -70,20 +76,21 @@ def publish(
     *,
     seqs: Mapping[int, int] | None = None,
     skip_device_id: int | None = None,
-) -> None:
-    """Send ``frame`` to every connected device of ``user_ids``.
+) -> list[int]:
+    """Send ``frame`` to every connected device of ``user_ids``; return those of
+    ``user_ids`` with no live connection anywhere (they may need a push notification).
 
     With ``seqs`` (user id -> sequence number) each recipient's frame carries its ``seq``;
     such events are also in the recipients' sync queues, so a device that misses the live
     copy gets it on its next sync. Without ``seqs`` the event is ephemeral.
     """
     if not user_ids:
-        return
+        return []
     data = envelope.encode(user_ids, frame, seqs=seqs, skip_device_id=skip_device_id)
     if settings.REDIS_URL:
-        _sync_script()(keys=[user_route_key(u) for u in user_ids], args=[data])
-    else:
-        _dispatch_locally(data)
+        offline = _sync_script()(keys=[user_route_key(u) for u in user_ids], args=[data])
+        return _offline(user_ids, offline)
+    return _dispatch_locally(data, user_ids)
 
 
 async def apublish(
@@ -92,15 +99,15 @@ async def apublish(
     *,
     seqs: Mapping[int, int] | None = None,
     skip_device_id: int | None = None,
-) -> None:
+) -> list[int]:
     """:func:`publish` for async callers (the consumer), without a thread hop."""
     if not user_ids:
-        return
+        return []
     data = envelope.encode(user_ids, frame, seqs=seqs, skip_device_id=skip_device_id)
     if settings.REDIS_URL:
-        await _async_script()(keys=[user_route_key(u) for u in user_ids], args=[data])
-    else:
-        _dispatch_locally(data)
+        offline = await _async_script()(keys=[user_route_key(u) for u in user_ids], args=[data])
+        return _offline(user_ids, offline)
+    return _dispatch_locally(data, user_ids)
 
 
 def disconnect_devices(*, user_id: int, device_ids: Sequence[int]) -> None:
@@ -109,4 +116,4 @@ def disconnect_devices(*, user_id: int, device_ids: Sequence[int]) -> None:
     if settings.REDIS_URL:
         _sync_script()(keys=[user_route_key(user_id)], args=[data])
     else:
-        _dispatch_locally(data)
+        _dispatch_locally(data, [user_id])

@@ -142,6 +142,10 @@ class Hub:
                 except Exception:  # noqa: BLE001
                     logger.warning("hub: could not remove route of user %s", connection.user_id)
 
+    def holds(self, user_id: int) -> bool:
+        """Whether this process has a live connection of the user (safe from any thread)."""
+        return user_id in self._by_user
+
     def connections_of(self, user_id: int) -> set[LiveConnection]:
         return self._by_user.get(user_id, set())
 

@@ -13,32 +13,41 @@ from __future__ import annotations
 USER_ROUTE_KEY = "rt:user:{}"
 PROCESS_CHANNEL = "rt:proc:{}"
 
-# KEYS: route set of each recipient. ARGV[1]: the envelope. Returns processes reached.
+# KEYS: route set of each recipient. ARGV[1]: the envelope. Returns the 1-based indexes
+# of the KEYS whose user no live process holds (offline users: push notification work).
 ROUTE_AND_PUBLISH_LUA = """
 local targets = {}
 local order = {}
-for _, key in ipairs(KEYS) do
+for index, key in ipairs(KEYS) do
     for _, process in ipairs(redis.call('SMEMBERS', key)) do
-        local keys = targets[process]
-        if keys == nil then
-            keys = {}
-            targets[process] = keys
+        local indexes = targets[process]
+        if indexes == nil then
+            indexes = {}
+            targets[process] = indexes
             order[#order + 1] = process
         end
-        keys[#keys + 1] = key
+        indexes[#indexes + 1] = index
     end
 end
-local reached = 0
+local online = {}
 for _, process in ipairs(order) do
     if redis.call('PUBLISH', 'rt:proc:' .. process, ARGV[1]) > 0 then
-        reached = reached + 1
+        for _, index in ipairs(targets[process]) do
+            online[index] = true
+        end
     else
-        for _, key in ipairs(targets[process]) do
-            redis.call('SREM', key, process)
+        for _, index in ipairs(targets[process]) do
+            redis.call('SREM', KEYS[index], process)
         end
     end
 end
-return reached
+local offline = {}
+for index = 1, #KEYS do
+    if not online[index] then
+        offline[#offline + 1] = index
+    end
+end
+return offline
 """
 
 
