@@ -28,16 +28,19 @@ from django.conf import settings
 
 from accounts.models import Device, User
 from chat import protocol, realtime
+from chat.send_batcher import get_send_batcher
 from chat.services import messages as message_service
 from chat.services import sync as sync_service
+from chat.services.messages import SendRequest
 from chat.services.payloads import iso, message_payload
 from chat.store import get_message_store
 from chatproject.errors import RateLimited, ServiceError
+from notifications import services as push_services
+from presence.session import PresenceSession
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
-HEARTBEAT_INTERVAL_SECONDS = 25
 # A seq gap not filled by a late live event within this time is read from the sync queue.
 GAP_FILL_DELAY_SECONDS = 0.2
 PENDING_LIMIT = 2_000
@@ -68,6 +71,9 @@ class ChatConsumer(AsyncConsumer):  # type: ignore[misc]
         self._cursor = 0
         self._pending: dict[int, bytes] = {}
         self._gap_timer: asyncio.TimerHandle | None = None
+        # Armed when an event is written live and none is armed: push if still unacked.
+        self._unacked_timer: asyncio.TimerHandle | None = None
+        self._unacked_push: asyncio.Task[None] | None = None
         self._catching_up = False
         self._catch_up_task: asyncio.Task[None] | None = None
         self._acked = 0
@@ -76,6 +82,8 @@ class ChatConsumer(AsyncConsumer):  # type: ignore[misc]
         self._tokens = FRAME_BURST
         self._tokens_at = time.monotonic()
         self._violations = 0
+        self._presence: PresenceSession | None = None
+        self._presence_stop: asyncio.Task[None] | None = None
         self._backlog: deque[bytes] = deque()
         self._writer: asyncio.Task[None] | None = None
         # uvicorn's protocol exposes whether the transport accepts more data; with it a slow
@@ -124,13 +132,18 @@ class ChatConsumer(AsyncConsumer):  # type: ignore[misc]
             "device_id": self.device_id,
             "last_seq": last_seq,
             "delivered_seq": delivered,
-            "heartbeat_interval": HEARTBEAT_INTERVAL_SECONDS,
+            "heartbeat_interval": settings.PRESENCE_HEARTBEAT_INTERVAL,
             "max_text_length": settings.MAX_MESSAGE_LENGTH,
         }
         await self._send_frame(hello)
         # Registered after hello so that no event precedes it; whatever is published in
         # between is in the sync queue, which the client reads next.
+        # Before registering: events may arrive while registration awaits Redis.
+        self._presence = PresenceSession(
+            user_id=self.user_id, device_id=self.device_id, on_timeout=self.close_silent
+        )
         await realtime.get_hub().register(self)
+        await self._presence.start()
 
     def _hello_state(self) -> tuple[int, int]:
         return get_message_store().last_seq(self.user_id), sync_service.delivered_seq(
@@ -141,6 +154,10 @@ class ChatConsumer(AsyncConsumer):  # type: ignore[misc]
         self._closed = True
         if self._gap_timer is not None:
             self._gap_timer.cancel()
+        if self._unacked_timer is not None:
+            # Gone with events it never acknowledged (app killed or suspended): push now.
+            self._unacked_timer.cancel()
+            await self._push_unacked(self._cursor)
         for task in (self._writer, self._catch_up_task):
             if task is not None and not task.done():
                 task.cancel()
@@ -149,12 +166,26 @@ class ChatConsumer(AsyncConsumer):  # type: ignore[misc]
             if self._ack_task is not None:
                 self._ack_task.cancel()
             await self._flush_ack()
+        if self._presence is not None:
+            await self._presence.stop()
 
     async def _close(self, code: int) -> None:
         if not self._closed:
             self._closed = True
             with contextlib.suppress(Exception):
                 await self.base_send({"type": "websocket.close", "code": code})
+            # Offline at once (logout, revocation, heartbeat timeout), not when the peer
+            # acknowledges the close, which a dead peer never does. A task: this may run
+            # inside the hub's dispatch, which must not wait for the database.
+            if self._presence is not None:
+                self._presence_stop = asyncio.create_task(self._presence.stop())
+
+    async def close_silent(self) -> None:
+        """Called by the presence tracker when no frame came for PRESENCE_TIMEOUT."""
+        await self._send_frame(
+            protocol.error_frame("heartbeat_timeout", "No frame within the heartbeat timeout.")
+        )
+        await self._close(protocol.CLOSE_HEARTBEAT_TIMEOUT)
 
     async def close_revoked(self) -> None:
         await self._send_frame(protocol.error_frame("revoked", "This device was logged out."))
@@ -187,7 +218,8 @@ class ChatConsumer(AsyncConsumer):  # type: ignore[misc]
     async def deliver(self, seq: int | None, frame: bytes) -> None:
         """Called by the hub for every event addressed to this device's user."""
         if seq is None:
-            await self._send_bytes(frame)
+            if self._presence is None or self._presence.accepts(frame):
+                await self._send_bytes(frame)
             return
         if not self._live or self._catching_up:
             if len(self._pending) < PENDING_LIMIT:
@@ -199,6 +231,10 @@ class ChatConsumer(AsyncConsumer):  # type: ignore[misc]
             self._cursor = seq
             await self._send_bytes(frame)
             await self._flush_pending()
+            if self._unacked_timer is None:
+                self._unacked_timer = asyncio.get_running_loop().call_later(
+                    settings.PUSH_UNACKED_DELAY, self._unacked_timeout, self._cursor
+                )
             return
         self._pending[seq] = frame
         if self._gap_timer is None:
@@ -218,6 +254,28 @@ class ChatConsumer(AsyncConsumer):  # type: ignore[misc]
         if not self._pending and self._gap_timer is not None:
             self._gap_timer.cancel()
             self._gap_timer = None
+
+    def _unacked_timeout(self, seq: int) -> None:
+        self._unacked_timer = None
+        if not self._closed and self._acked < seq:
+            self._unacked_push = asyncio.create_task(self._push_unacked(seq))
+
+    async def _push_unacked(self, seq: int) -> None:
+        """The device was sent events up to ``seq`` and did not acknowledge them within
+        PUSH_UNACKED_DELAY: maybe the app is suspended with its socket open. Enqueueing
+        may cost a broker round trip, so it runs in a thread like the service calls."""
+        if self._acked >= seq:
+            return
+        try:
+            await _in_thread(
+                push_services.device_unacked,
+                user_id=self.user_id,
+                device_id=self.device_id,
+                acked_seq=self._acked,
+                delivered_seq=seq,
+            )
+        except Exception:
+            logger.exception("chat consumer: queueing an unacknowledged-device push failed")
 
     def _gap_timeout(self) -> None:
         self._gap_timer = None
@@ -263,6 +321,8 @@ class ChatConsumer(AsyncConsumer):  # type: ignore[misc]
     async def _on_frame(self, raw: str | bytes) -> None:
         if not hasattr(self, "device_id") or self._closed:
             return
+        if self._presence is not None:
+            self._presence.touch()  # any frame is a heartbeat; no I/O here
         if not self._take_token():
             self._violations += 1
             if self._violations >= ABUSE_CLOSE_AFTER:
@@ -299,14 +359,23 @@ class ChatConsumer(AsyncConsumer):  # type: ignore[misc]
     async def _handle_ping(self, frame: protocol.PingFrame) -> None:
         await self._send_frame({"type": "pong", "ref": frame.ref})
 
+    async def _handle_watch(self, frame: protocol.WatchFrame) -> None:
+        if self._presence is not None:
+            await self._presence.watch(frame.ref, self._send_bytes)
+
+    async def _handle_typing(self, frame: protocol.TypingFrame) -> None:
+        if self._presence is not None:
+            await self._presence.typing(frame.conversation_id)
+
     async def _handle_send(self, frame: protocol.SendFrame) -> None:
-        result = await _in_thread(
-            message_service.send_message,
-            sender_id=self.user_id,
-            device_id=self.device_id,
-            conversation_id=frame.conversation_id,
-            client_msg_id=frame.client_msg_id,
-            text=frame.text,
+        result = await get_send_batcher().send(
+            SendRequest(
+                sender_id=self.user_id,
+                device_id=self.device_id,
+                conversation_id=frame.conversation_id,
+                client_msg_id=frame.client_msg_id,
+                text=frame.text,
+            )
         )
         sent: protocol.SentFrame = {
             "type": "sent",

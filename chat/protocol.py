@@ -23,6 +23,7 @@ CLOSE_REVOKED = 4002
 CLOSE_ORIGIN_NOT_ALLOWED = 4003
 CLOSE_ABUSIVE = 4008
 CLOSE_TOO_SLOW = 4009
+CLOSE_HEARTBEAT_TIMEOUT = 4010
 
 
 class _ClientFrame(BaseModel):
@@ -75,11 +76,40 @@ class PingFrame(_ClientFrame):
     type: Literal["ping"]
 
 
+class WatchFrame(_ClientFrame):
+    type: Literal["watch"]
+
+
+class TypingFrame(_ClientFrame):
+    type: Literal["typing"]
+    conversation_id: ConversationId
+
+
 ClientFrame = Annotated[
-    SendFrame | SyncFrame | AckFrame | ReadFrame | EditFrame | DeleteFrame | FetchFrame | PingFrame,
+    SendFrame
+    | SyncFrame
+    | AckFrame
+    | ReadFrame
+    | EditFrame
+    | DeleteFrame
+    | FetchFrame
+    | PingFrame
+    | WatchFrame
+    | TypingFrame,
     Field(discriminator="type"),
 ]
-CLIENT_FRAME_TYPES = ("send", "sync", "ack", "read", "edit", "delete", "fetch", "ping")
+CLIENT_FRAME_TYPES = (
+    "send",
+    "sync",
+    "ack",
+    "read",
+    "edit",
+    "delete",
+    "fetch",
+    "ping",
+    "watch",
+    "typing",
+)
 _client_frame_adapter: TypeAdapter[ClientFrame] = TypeAdapter(ClientFrame)
 
 
@@ -169,6 +199,20 @@ class SyncPageFrame(TypedDict):
     has_more: bool
 
 
+class PresenceFrame(TypedDict):
+    # Built by presence.services (its PresencePayload plus "type", which comes first).
+    type: Literal["presence"]
+    user_id: int
+    status: Literal["online", "offline"] | None
+    last_active_at: str | None
+
+
+class TypingEventFrame(TypedDict):
+    type: Literal["typing"]
+    conversation_id: int
+    user_id: int
+
+
 class ErrorFrame(TypedDict):
     type: Literal["error"]
     ref: str | None
@@ -192,6 +236,9 @@ SERVER_FRAME_TYPES = (
     "ok",
     "error",
     "pong",
+    "presence",
+    "presence.snapshot",
+    "typing",
 )
 
 

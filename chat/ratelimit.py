@@ -1,13 +1,14 @@
 """Per-user fixed-window rate limits, shared by every process (Redis) or in-process (embedded).
 
-One Redis round trip per check: a pipeline that creates the window's counter with its
-expiry if missing (SET NX EX) and increments it.
+One Redis round trip per check, or per batch of checks: a pipeline that creates each
+window's counter with its expiry if missing (SET NX EX) and increments it.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from django.conf import settings
@@ -33,25 +34,54 @@ def _redis() -> Redis:
 
 def hit(scope: str, subject: int | str, *, limit: int, window_seconds: int) -> None:
     """Count one action; raise RateLimited when ``limit`` is exceeded in the current window."""
+    refused = hit_many(scope, [subject], limit=limit, window_seconds=window_seconds)
+    if refused[0] is not None:
+        raise refused[0]
+
+
+def hit_many(
+    scope: str, subjects: Sequence[int | str], *, limit: int, window_seconds: int
+) -> list[RateLimited | None]:
+    """Count one action per item of ``subjects`` (repeats allowed), in one round trip.
+
+    Returns, per item, the RateLimited error if that action exceeds ``limit``, else None.
+    """
     now = time.time()
     window = int(now // window_seconds)
-    key = f"rl:{scope}:{subject}:{window}"
+    wanted: dict[int | str, int] = {}
+    for subject in subjects:
+        wanted[subject] = wanted.get(subject, 0) + 1
+    totals: dict[int | str, int] = {}
     if settings.REDIS_URL:
         pipe = _redis().pipeline(transaction=False)
-        pipe.set(key, 0, ex=window_seconds + 1, nx=True)
-        pipe.incr(key)
-        count = int(pipe.execute()[1])
+        for subject, count in wanted.items():
+            key = f"rl:{scope}:{subject}:{window}"
+            pipe.set(key, 0, ex=window_seconds + 1, nx=True)
+            pipe.incrby(key, count)
+        replies = pipe.execute()
+        totals = {subject: int(replies[2 * i + 1]) for i, subject in enumerate(wanted)}
     else:
         with _lock:
-            _previous_window, previous = _local_counts.get(key, (window, 0))
-            count = previous + 1
-            _local_counts[key] = (window, count)
+            for subject, count in wanted.items():
+                key = f"rl:{scope}:{subject}:{window}"
+                _previous_window, previous = _local_counts.get(key, (window, 0))
+                totals[subject] = previous + count
+                _local_counts[key] = (window, previous + count)
             if len(_local_counts) > 100_000:
                 stale = [k for k, (w, _) in _local_counts.items() if w < window]
                 for k in stale:
                     del _local_counts[k]
-    if count > limit:
-        raise RateLimited(
-            f"Too many {scope} actions; slow down.",
-            retry_after=(window + 1) * window_seconds - now,
+    # The n-th action of a subject in this call is number total - wanted + n in the window.
+    position = {subject: totals[subject] - wanted[subject] for subject in wanted}
+    outcome: list[RateLimited | None] = []
+    for subject in subjects:
+        position[subject] += 1
+        outcome.append(
+            RateLimited(
+                f"Too many {scope} actions; slow down.",
+                retry_after=(window + 1) * window_seconds - now,
+            )
+            if position[subject] > limit
+            else None
         )
+    return outcome

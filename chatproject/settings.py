@@ -214,9 +214,49 @@ MAX_GROUP_MEMBERS = 100
 # Live events for texts longer than this carry a preview; clients fetch the full body.
 LIVE_EVENT_FULL_TEXT_LIMIT = env.int("LIVE_EVENT_FULL_TEXT_LIMIT", default=4_000)
 SEND_RATE_LIMIT_PER_10S = env.int("SEND_RATE_LIMIT_PER_10S", default=100)
+# Group commit: at most this many WebSocket sends of one process share a transaction.
+SEND_BATCH_MAX = env.int("SEND_BATCH_MAX", default=128)
 # Worker number for the message id generator (0-1023); unset means: lease one from Redis
 # (production) or use 0 (embedded, single process).
 ID_WORKER_ID = env.int("ID_WORKER_ID", default=-1)
+
+# --- Presence (presence/, docs/architecture.md "Presence") ------------------------------------
+# Clients send a frame (a ping when idle) every HEARTBEAT_INTERVAL seconds; a connection
+# silent for PRESENCE_TIMEOUT seconds is closed and offline. Each process does its presence
+# I/O once per PRESENCE_TICK seconds, so a device is offline at most TIMEOUT + TICK after
+# its last frame, also when its server process died.
+PRESENCE_HEARTBEAT_INTERVAL = env.int("PRESENCE_HEARTBEAT_INTERVAL", default=25)
+PRESENCE_TIMEOUT = env.float("PRESENCE_TIMEOUT", default=60.0)
+PRESENCE_TICK = env.float("PRESENCE_TICK", default=10.0)
+PRESENCE_BACKEND = (
+    "presence.backends.redis.RedisPresence"
+    if REDIS_URL
+    else "presence.backends.memory.MemoryPresence"
+)
+
+# --- Push notifications (notifications/, docs/operations.md "Push notifications") ----------
+# Web Push: VAPID key pair (private key as PEM or base64url raw 32 bytes); unset: generated
+# once into DATA_DIR/vapid_private_key.pem. The subject is a mailto: or https: contact.
+VAPID_PRIVATE_KEY = env.str("VAPID_PRIVATE_KEY", default="")
+VAPID_PUBLIC_KEY = env.str("VAPID_PUBLIC_KEY", default="")
+VAPID_SUBJECT = env.str("VAPID_SUBJECT", default="mailto:admin@localhost")
+# FCM: a service-account JSON file; unset disables FCM sends. FCM_ENDPOINT is only for tests
+# and self-hosted relays that speak the FCM HTTP v1 API.
+FCM_CREDENTIALS_FILE = env.str("FCM_CREDENTIALS_FILE", default="")
+FCM_ENDPOINT = env.str("FCM_ENDPOINT", default="https://fcm.googleapis.com")
+# A connected device that has not acknowledged a delivered event after this many seconds
+# is pushed as if it were offline (the app may be suspended with its socket still open).
+PUSH_UNACKED_DELAY = env.float("PUSH_UNACKED_DELAY", default=10.0)
+PUSH_PREVIEW_LENGTH = env.int("PUSH_PREVIEW_LENGTH", default=200)
+PUSH_TTL_SECONDS = env.int("PUSH_TTL_SECONDS", default=86_400)
+# Retries of 429/5xx/network failures: exponential from the base, capped, Retry-After wins.
+PUSH_MAX_ATTEMPTS = env.int("PUSH_MAX_ATTEMPTS", default=8)
+PUSH_RETRY_BASE_SECONDS = env.float("PUSH_RETRY_BASE_SECONDS", default=2.0)
+PUSH_RETRY_MAX_SECONDS = env.float("PUSH_RETRY_MAX_SECONDS", default=900.0)
+PUSH_DELIVERY_RETENTION_HOURS = env.int("PUSH_DELIVERY_RETENTION_HOURS", default=48)
+# Web Push endpoints must be https (the server POSTs to whatever URL a client registers);
+# plain http only for local test receivers.
+PUSH_ALLOW_HTTP_ENDPOINTS = env.bool("PUSH_ALLOW_HTTP_ENDPOINTS", default=False)
 
 # --- Static files -----------------------------------------------------------------------------
 STATIC_URL = "/static/"

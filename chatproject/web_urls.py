@@ -1,8 +1,73 @@
-"""Pages of the built-in web app."""
+"""Pages of the built-in web app: the app shell, its web manifest and its service worker.
 
+The service worker is served from the site root (``/sw.js``) rather than ``/static/`` so
+that its scope covers the whole app; the manifest lives beside it.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.templatetags.static import static
 from django.urls import path
-from django.views.generic import TemplateView
+from django.views.decorators.csrf import ensure_csrf_cookie
+from django.views.decorators.http import require_safe
+
+THEME_COLOR = "#1f6feb"
+
+
+@require_safe
+@ensure_csrf_cookie
+def app(request: HttpRequest) -> HttpResponse:
+    """The single page of the app; the CSRF cookie lets its scripts call the API."""
+    return render(request, "app.html")
+
+
+@require_safe
+def manifest(request: HttpRequest) -> JsonResponse:
+    body = {
+        "name": "Chat",
+        "short_name": "Chat",
+        "description": "Self-hosted chat",
+        "id": "/",
+        "start_url": "/",
+        "scope": "/",
+        "display": "standalone",
+        "background_color": "#ffffff",
+        "theme_color": THEME_COLOR,
+        "icons": [
+            {"src": static("app/icons/icon-192.png"), "sizes": "192x192", "type": "image/png"},
+            {"src": static("app/icons/icon-512.png"), "sizes": "512x512", "type": "image/png"},
+            {
+                "src": static("app/icons/maskable-512.png"),
+                "sizes": "512x512",
+                "type": "image/png",
+                "purpose": "maskable",
+            },
+            {"src": static("app/icons/icon.svg"), "sizes": "any", "type": "image/svg+xml"},
+        ],
+    }
+    return JsonResponse(body, content_type="application/manifest+json")
+
+
+@cache
+def _service_worker_source() -> bytes:
+    return (settings.BASE_DIR / "static" / "app" / "sw.js").read_bytes()
+
+
+@require_safe
+def service_worker(request: HttpRequest) -> HttpResponse:
+    response = HttpResponse(_service_worker_source(), content_type="text/javascript")
+    # Browsers re-check the worker on navigation; never let a cache serve a stale one.
+    response["Cache-Control"] = "no-cache"
+    return response
+
 
 urlpatterns = [
-    path("", TemplateView.as_view(template_name="app.html"), name="app"),
+    path("", app, name="app"),
+    path("manifest.webmanifest", manifest, name="web-manifest"),
+    path("sw.js", service_worker, name="service-worker"),
 ]

@@ -24,3 +24,10 @@ ensure_services() {
         for _ in $(seq 30); do redis-cli -h 127.0.0.1 ping >/dev/null 2>&1 && break; sleep 1; done
     fi
 }
+
+ensure_chromium() {  # the browser tests (tests/web) drive Debian's Chromium, not a downloaded one
+    if [ ! -x /usr/bin/chromium ]; then
+        apt-get update -qq || true
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    fi
+}

@@ -70,9 +70,16 @@ class Hub:
 
         channel = process_channel(self.process_id)
         while True:
-            client = aioredis.Redis.from_url(
-                settings.REDIS_URL, socket_timeout=None, health_check_interval=15
+            # Route updates of a burst of connects wait for a pooled connection rather than
+            # fail (redis-py's default pool raises "Too many connections" at 100).
+            pool = aioredis.BlockingConnectionPool.from_url(
+                settings.REDIS_URL,
+                socket_timeout=None,
+                health_check_interval=15,
+                max_connections=64,
+                timeout=10,
             )
+            client = aioredis.Redis(connection_pool=pool)
             self._redis = client
             try:
                 pubsub = client.pubsub(ignore_subscribe_messages=True)
@@ -139,8 +146,10 @@ class Hub:
                 try:
                     await self._redis.srem(user_route_key(connection.user_id), self.process_id)
                 # A stale route is harmless: the next publish that misses drops it.
-                except Exception:  # noqa: BLE001
-                    logger.warning("hub: could not remove route of user %s", connection.user_id)
+                except Exception:
+                    logger.warning(
+                        "hub: could not remove route of user %s", connection.user_id, exc_info=True
+                    )
 
     def holds(self, user_id: int) -> bool:
         """Whether this process has a live connection of the user (safe from any thread)."""

@@ -47,6 +47,17 @@ def member_ids(conversation_id: int) -> list[int]:
     )
 
 
+def member_ids_of(conversation_ids: Iterable[int]) -> dict[int, list[int]]:
+    """Members of several conversations in one query (unknown conversations: no entry)."""
+    members: dict[int, list[int]] = {}
+    rows = Membership.objects.filter(conversation_id__in=set(conversation_ids)).values_list(
+        "conversation_id", "user_id"
+    )
+    for conversation_id, user_id in rows:
+        members.setdefault(conversation_id, []).append(user_id)
+    return members
+
+
 def _active_users(user_ids: Iterable[int], *, field: str = "member_ids") -> list[int]:
     wanted = set(user_ids)
     found = set(User.objects.filter(pk__in=wanted, is_active=True).values_list("pk", flat=True))

@@ -17,20 +17,21 @@ tests/chat/test_send_cost.py).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from chat import ids, ratelimit, realtime
 from chat.models import Conversation, Membership
 from chat.store import get_message_store
-from chat.store.base import EventKind, NewMessage, StoredMessage
+from chat.store.base import BatchHasRetry, EventKind, NewMessage, PutResult, StoredMessage
 from chatproject.errors import Forbidden, NotFound, ServiceError
 
-from .conversations import UnknownConversation, access_conversation, member_ids
+from .conversations import UnknownConversation, access_conversation, member_ids, member_ids_of
 from .payloads import message_payload
 
 
@@ -75,6 +76,15 @@ def validate_text(text: str) -> str:
     return text
 
 
+@dataclass(frozen=True, slots=True)
+class SendRequest:
+    sender_id: int
+    conversation_id: int
+    client_msg_id: str
+    text: str
+    device_id: int | None = None  # the sending device: skipped by the live fan-out
+
+
 def send_message(
     *,
     sender_id: int,
@@ -83,45 +93,165 @@ def send_message(
     text: str,
     device_id: int | None = None,
 ) -> SendResult:
-    validate_text(text)
-    if not client_msg_id or len(client_msg_id) > 64:
+    outcome = send_messages(
+        [SendRequest(sender_id, conversation_id, client_msg_id, text, device_id)]
+    )[0]
+    if isinstance(outcome, ServiceError):
+        raise outcome
+    return outcome
+
+
+def send_messages(requests: Sequence[SendRequest]) -> list[SendResult | ServiceError]:
+    """Send several messages (from any senders, to any conversations) at once.
+
+    Each request succeeds or fails on its own (the error is returned in its place), but the
+    accepted ones are written in one transaction (group commit: the statements and round
+    trips of one send, whatever the batch size) and published in one round trip.
+    """
+    outcomes: list[SendResult | ServiceError | None] = [None] * len(requests)
+    members_of = member_ids_of(r.conversation_id for r in requests)
+    checked: list[int] = []
+    for index, request in enumerate(requests):
+        try:
+            _check_request(request, members_of.get(request.conversation_id, ()))
+        except ServiceError as error:
+            outcomes[index] = error
+            continue
+        checked.append(index)
+    refusals = ratelimit.hit_many(
+        "send",
+        [requests[i].sender_id for i in checked],
+        limit=settings.SEND_RATE_LIMIT_PER_10S,
+        window_seconds=10,
+    )
+    batch: list[_Accepted] = []
+    for index, refusal in zip(checked, refusals, strict=True):
+        if refusal is not None:
+            outcomes[index] = refusal
+            continue
+        request = requests[index]
+        message = NewMessage(
+            id=ids.next_id(),
+            conversation_id=request.conversation_id,
+            sender_id=request.sender_id,
+            client_msg_id=request.client_msg_id,
+            text=request.text,
+            created_at=timezone.now(),
+        )
+        batch.append(_Accepted(index, request, message, members_of[request.conversation_id]))
+    if batch:
+        try:
+            stored = _store(batch)
+        except BatchHasRetry:  # a client retry in the batch: put them one by one instead
+            stored = [_store([accepted])[0] for accepted in batch]
+        for accepted, result in zip(batch, stored, strict=True):
+            outcomes[accepted.index] = SendResult(
+                message=result.message,
+                seq=result.seqs[accepted.request.sender_id],
+                duplicate=not result.created,
+            )
+    finished: list[SendResult | ServiceError] = []
+    for outcome in outcomes:
+        if outcome is None:  # every request ends in exactly one branch above
+            raise RuntimeError("send_messages left a request without an outcome")
+        finished.append(outcome)
+    return finished
+
+
+@dataclass(frozen=True, slots=True)
+class _Accepted:
+    index: int  # position in the caller's requests
+    request: SendRequest
+    message: NewMessage
+    members: list[int]
+
+
+def _check_request(request: SendRequest, members: Sequence[int]) -> None:
+    validate_text(request.text)
+    if not request.client_msg_id or len(request.client_msg_id) > 64:
         raise ServiceError(
             "client_msg_id must be 1 to 64 characters.", code="invalid_client_msg_id"
         )
-    members = member_ids(conversation_id)
-    if sender_id not in members:
+    if request.sender_id not in members:
         raise UnknownConversation("No such conversation, or you are not a member.")
-    ratelimit.hit("send", sender_id, limit=settings.SEND_RATE_LIMIT_PER_10S, window_seconds=10)
 
-    store = get_message_store()
-    new = NewMessage(
-        id=ids.next_id(),
-        conversation_id=conversation_id,
-        sender_id=sender_id,
-        client_msg_id=client_msg_id,
-        text=text,
-        created_at=timezone.now(),
-    )
+
+def _store(batch: Sequence[_Accepted]) -> list[PutResult]:
+    """Store the messages, count them in their conversations, publish after commit."""
     with transaction.atomic():
-        result = store.put_message(new, recipient_ids=members)
-        if result.created:
-            Conversation.objects.filter(pk=conversation_id, last_message_id__lt=new.id).update(
-                last_message_id=new.id
+        results = get_message_store().put_messages(
+            [(accepted.message, accepted.members) for accepted in batch]
+        )
+        new = [
+            (accepted, result)
+            for accepted, result in zip(batch, results, strict=True)
+            if result.created
+        ]
+        if new:
+            _count_new_messages([(result.message, accepted.members) for accepted, result in new])
+            transaction.on_commit(lambda: _publish_new(new))
+    return results
+
+
+def _count_new_messages(messages: Sequence[tuple[StoredMessage, Sequence[int]]]) -> None:
+    """Move each conversation's last message and its members' unread counts: two statements
+    for the whole batch, whatever the group sizes."""
+    last_id: dict[int, int] = {}
+    total: dict[int, int] = {}
+    own: dict[tuple[int, int], int] = {}  # (conversation, sender) -> messages they sent
+    for message, _members in messages:
+        conversation_id = message.conversation_id
+        last_id[conversation_id] = max(last_id.get(conversation_id, 0), message.id)
+        total[conversation_id] = total.get(conversation_id, 0) + 1
+        key = (conversation_id, message.sender_id)
+        own[key] = own.get(key, 0) + 1
+    conversations = Conversation._meta.db_table
+    memberships = Membership._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {conversations} SET last_message_id = v.column2 "  # noqa: S608 (constant table names)
+            f"FROM (VALUES {_placeholders(len(last_id), 2)}) AS v "
+            f"WHERE {conversations}.id = v.column1 AND {conversations}.last_message_id < v.column2",
+            [value for item in last_id.items() for value in item],
+        )
+        # Every member gets the conversation's new messages as unread, minus their own.
+        cursor.execute(
+            f"UPDATE {memberships} SET unread_count = unread_count + v.column2 - COALESCE(("  # noqa: S608 (constant table names)
+            f"SELECT s.column3 FROM (VALUES {_placeholders(len(own), 3)}) AS s "
+            f"WHERE s.column1 = {memberships}.conversation_id AND s.column2 = {memberships}.user_id"
+            f"), 0) FROM (VALUES {_placeholders(len(total), 2)}) AS v "
+            f"WHERE {memberships}.conversation_id = v.column1",
+            [value for key, count in own.items() for value in (*key, count)]
+            + [value for item in total.items() for value in item],
+        )
+
+
+def _placeholders(rows: int, columns: int) -> str:
+    row = "(" + ", ".join(["%s"] * columns) + ")"
+    return ", ".join([row] * rows)
+
+
+def _publish_new(new: Sequence[tuple[_Accepted, PutResult]]) -> None:
+    offline_lists = realtime.publish_many(
+        [
+            realtime.Outgoing(
+                accepted.members,
+                {"type": EventKind.MESSAGE, "message": message_payload(result.message, full=False)},
+                seqs=result.seqs,
+                skip_device_id=accepted.request.device_id,
             )
-            Membership.objects.filter(conversation_id=conversation_id).exclude(
-                user_id=sender_id
-            ).update(unread_count=F("unread_count") + 1)
-            frame = {
-                "type": EventKind.MESSAGE,
-                "message": message_payload(result.message, full=False),
-            }
-            seqs = dict(result.seqs)
-            transaction.on_commit(
-                lambda: realtime.publish(members, frame, seqs=seqs, skip_device_id=device_id)
-            )
-    return SendResult(
-        message=result.message, seq=result.seqs[sender_id], duplicate=not result.created
+            for accepted, result in new
+        ]
     )
+    for (accepted, result), offline in zip(new, offline_lists, strict=True):
+        _after_publish(result, accepted.request, offline)
+
+
+def _after_publish(result: PutResult, request: SendRequest, offline_user_ids: list[int]) -> None:
+    """A new message reached its live recipients; ``offline_user_ids`` have no connection."""
+    from notifications import services as push_services  # one-way: notifications uses chat
+
+    push_services.message_stored(result.message, result.seqs, offline_user_ids)
 
 
 def _access_own_message(user_id: int, message_id: int) -> StoredMessage:

@@ -155,4 +155,15 @@ def mark_read(*, user_id: int, conversation_id: int, message_id: int) -> Members
         }
         transaction.on_commit(lambda: realtime.publish([user_id], own_frame, seqs=seqs))
         transaction.on_commit(lambda: realtime.publish(others, receipt))
+        # The user's other devices drop this conversation's notification and badge.
+        from notifications import services as push_services  # one-way: notifications uses chat
+
+        transaction.on_commit(
+            partial(
+                push_services.conversation_read,
+                user_id=user_id,
+                conversation_id=conversation_id,
+                last_read_id=message_id,
+            )
+        )
     return membership

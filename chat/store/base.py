@@ -15,6 +15,10 @@ and must pass ``tests/store/test_conformance.py``. The contract:
   or none is. ``(sender_id, client_msg_id)`` is unique: putting it again stores nothing and
   returns the original message with ``created=False`` and the sender's original sequence
   number, so a client retry is acknowledged with the same id and seq.
+* ``put_messages`` is ``put_message`` for several messages at once (group commit), in
+  the given order, all or none. A backend may refuse a batch in which a message is a
+  retry of an already stored one by raising ``BatchHasRetry`` before anything is kept;
+  the caller then puts the messages one by one.
 * Sequence numbers: per user, start at 1, increase by exactly 1 per entry, never reused,
   never skipped (a failed put leaves no gap). Concurrent puts touching the same users
   must not deadlock and must not produce duplicate sequence numbers.
@@ -112,6 +116,10 @@ class MessageNotFound(LookupError):
     pass
 
 
+class BatchHasRetry(Exception):
+    """A batch contained a message already stored (a client retry); nothing was kept."""
+
+
 class MessageStore(abc.ABC):
     """Interface every message store backend implements. See the module docstring."""
 
@@ -121,6 +129,12 @@ class MessageStore(abc.ABC):
     @abc.abstractmethod
     def put_message(self, message: NewMessage, *, recipient_ids: Iterable[int]) -> PutResult:
         """Store ``message`` and append a ``message.new`` entry to each recipient's queue."""
+
+    def put_messages(self, batch: Sequence[tuple[NewMessage, Sequence[int]]]) -> list[PutResult]:
+        """Store several ``(message, recipient_ids)`` pairs; see the module docstring."""
+        return [
+            self.put_message(message, recipient_ids=recipients) for message, recipients in batch
+        ]
 
     @abc.abstractmethod
     def append_events(self, events: Sequence[NewEvent]) -> dict[int, int]:

@@ -39,6 +39,7 @@ from django.db.models import Field, Model
 from django.utils import timezone
 
 from .base import (
+    BatchHasRetry,
     EventKind,
     MessageNotFound,
     MessageStore,
@@ -105,15 +106,22 @@ class DjangoMessageStore(MessageStore):
         with transaction.atomic(using=self.using, savepoint=False), connection.cursor() as cursor:
             seqs = self._assign_seqs(cursor, user_ids)
             sender_seq = seqs.get(message.sender_id)
-            if self._insert_message(cursor, connection, message, sender_seq):
+            if self._insert_messages(cursor, connection, [(message, sender_seq)]):
                 self._insert_sync_entries(
                     cursor,
                     connection,
                     [
-                        (user_id, seq, EventKind.MESSAGE, message.conversation_id, message.id, {})
+                        (
+                            user_id,
+                            seq,
+                            EventKind.MESSAGE,
+                            message.conversation_id,
+                            message.id,
+                            {},
+                            message.created_at,
+                        )
                         for user_id, seq in seqs.items()
                     ],
-                    created_at=message.created_at,
                 )
                 stored = StoredMessage(
                     id=message.id,
@@ -140,6 +148,78 @@ class DjangoMessageStore(MessageStore):
             seqs={} if original_sender_seq is None else {message.sender_id: original_sender_seq},
         )
 
+    def put_messages(self, batch: Sequence[tuple[NewMessage, Sequence[int]]]) -> list[PutResult]:
+        """Group commit: the same three statements as ``put_message`` for the whole batch.
+
+        Each user's counter moves once by the number of entries the batch gives them, and
+        the entries take those numbers in batch order. A message already stored (a client
+        retry) would leave its numbers unused, so the batch is refused instead
+        (``BatchHasRetry``, raised inside the transaction: the caller rolls back).
+        """
+        keys = {(message.sender_id, message.client_msg_id) for message, _ in batch}
+        if len(batch) <= 1 or len(keys) != len(batch):
+            return super().put_messages(batch)
+        recipients_of = [sorted(set(recipients)) for _, recipients in batch]
+        entry_counts: dict[int, int] = {}
+        for recipients in recipients_of:
+            for user_id in recipients:
+                entry_counts[user_id] = entry_counts.get(user_id, 0) + 1
+        connection = connections[self.using]
+        with transaction.atomic(using=self.using, savepoint=False), connection.cursor() as cursor:
+            last_seqs = self._assign_seqs(cursor, sorted(entry_counts), entry_counts)
+            next_seq = {
+                user_id: last_seqs[user_id] - entry_counts[user_id] + 1 for user_id in last_seqs
+            }
+            seqs_of: list[dict[int, int]] = []
+            for recipients in recipients_of:
+                seqs: dict[int, int] = {}
+                for user_id in recipients:
+                    seqs[user_id] = next_seq[user_id]
+                    next_seq[user_id] += 1
+                seqs_of.append(seqs)
+            inserted = self._insert_messages(
+                cursor,
+                connection,
+                [
+                    (message, seqs.get(message.sender_id))
+                    for (message, _), seqs in zip(batch, seqs_of, strict=True)
+                ],
+            )
+            if inserted != len(batch):
+                raise BatchHasRetry
+            self._insert_sync_entries(
+                cursor,
+                connection,
+                [
+                    (
+                        user_id,
+                        seq,
+                        EventKind.MESSAGE,
+                        message.conversation_id,
+                        message.id,
+                        {},
+                        message.created_at,
+                    )
+                    for (message, _), seqs in zip(batch, seqs_of, strict=True)
+                    for user_id, seq in seqs.items()
+                ],
+            )
+        return [
+            PutResult(
+                message=StoredMessage(
+                    id=message.id,
+                    conversation_id=message.conversation_id,
+                    sender_id=message.sender_id,
+                    client_msg_id=message.client_msg_id,
+                    text=message.text,
+                    created_at=message.created_at,
+                ),
+                created=True,
+                seqs=seqs,
+            )
+            for (message, _), seqs in zip(batch, seqs_of, strict=True)
+        ]
+
     def append_events(self, events: Sequence[NewEvent]) -> dict[int, int]:
         if not events:
             return {}
@@ -150,6 +230,7 @@ class DjangoMessageStore(MessageStore):
         connection = connections[self.using]
         with transaction.atomic(using=self.using, savepoint=False), connection.cursor() as cursor:
             seqs = self._assign_seqs(cursor, user_ids)
+            now = timezone.now()
             self._insert_sync_entries(
                 cursor,
                 connection,
@@ -161,10 +242,10 @@ class DjangoMessageStore(MessageStore):
                         by_user[user_id].conversation_id,
                         by_user[user_id].message_id,
                         by_user[user_id].payload,
+                        now,
                     )
                     for user_id in user_ids
                 ],
-                created_at=timezone.now(),
             )
         return seqs
 
@@ -279,16 +360,25 @@ class DjangoMessageStore(MessageStore):
 
     # --- statements -----------------------------------------------------------------------
 
-    def _assign_seqs(self, cursor: CursorWrapper, user_ids: Sequence[int]) -> dict[int, int]:
-        """Next sequence number of each user (ids sorted ascending: the lock order)."""
+    def _assign_seqs(
+        self,
+        cursor: CursorWrapper,
+        user_ids: Sequence[int],
+        counts: Mapping[int, int] | None = None,
+    ) -> dict[int, int]:
+        """Move each user's counter by ``counts[user]`` (default 1) and return its new value,
+        the last number taken (ids sorted ascending: the lock order)."""
         seqs: dict[int, int] = {}
-        for chunk in _chunks(user_ids, _MAX_PARAMS_PER_STATEMENT):
-            values = ", ".join(["(%s, 1)"] * len(chunk))
+        for chunk in _chunks(user_ids, _MAX_PARAMS_PER_STATEMENT // 2):
+            values = ", ".join(["(%s, %s)"] * len(chunk))
+            params: list[int] = []
+            for user_id in chunk:
+                params += [user_id, 1 if counts is None else counts[user_id]]
             cursor.execute(
                 f"INSERT INTO {_COUNTER_TABLE} (user_id, last_seq) VALUES {values} "  # noqa: S608 (table name is a constant)
-                f"ON CONFLICT (user_id) DO UPDATE SET last_seq = {_COUNTER_TABLE}.last_seq + 1 "
-                "RETURNING user_id, last_seq",
-                list(chunk),
+                f"ON CONFLICT (user_id) DO UPDATE SET last_seq = {_COUNTER_TABLE}.last_seq "
+                "+ excluded.last_seq RETURNING user_id, last_seq",
+                params,
             )
             seqs.update(cursor.fetchall())
         return seqs
@@ -303,60 +393,66 @@ class DjangoMessageStore(MessageStore):
                 list(chunk),
             )
 
-    def _insert_message(
+    def _insert_messages(
         self,
         cursor: CursorWrapper,
         connection: BaseDatabaseWrapper,
-        message: NewMessage,
-        sender_seq: int | None,
-    ) -> bool:
-        """Insert the message; False if (sender_id, client_msg_id) is already stored."""
-        created_at = _model_field(StoredMessageRecord, "created_at").get_db_prep_save(
-            message.created_at, connection
-        )
-        cursor.execute(
-            f"INSERT INTO {_MESSAGE_TABLE} "  # noqa: S608 (constant table name)
-            "(id, conversation_id, sender_id, client_msg_id, text, created_at, sender_seq) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s) "
-            "ON CONFLICT (sender_id, client_msg_id) DO NOTHING RETURNING id",
-            [
+        rows: Sequence[tuple[NewMessage, int | None]],
+    ) -> int:
+        """Insert ``(message, sender_seq)`` rows; return how many were new (the others'
+        (sender_id, client_msg_id) was already stored)."""
+        created_at_field = _model_field(StoredMessageRecord, "created_at")
+        params: list[Any] = []
+        for message, sender_seq in rows:
+            params += [
                 message.id,
                 message.conversation_id,
                 message.sender_id,
                 message.client_msg_id,
                 message.text,
-                created_at,
+                created_at_field.get_db_prep_save(message.created_at, connection),
                 sender_seq,
-            ],
+            ]
+        values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(rows))
+        # Batches are bounded by the caller (SEND_BATCH_MAX) far below the parameter limit.
+        cursor.execute(
+            f"INSERT INTO {_MESSAGE_TABLE} "  # noqa: S608 (constant table name)
+            "(id, conversation_id, sender_id, client_msg_id, text, created_at, sender_seq) "
+            f"VALUES {values} "
+            "ON CONFLICT (sender_id, client_msg_id) DO NOTHING RETURNING id",
+            params,
         )
-        return cursor.fetchone() is not None
+        return len(cursor.fetchall())
 
     def _insert_sync_entries(
         self,
         cursor: CursorWrapper,
         connection: BaseDatabaseWrapper,
-        entries: Sequence[tuple[int, int, str, int, int | None, Mapping[str, Any]]],
-        *,
-        created_at: datetime,
+        entries: Sequence[tuple[int, int, str, int, int | None, Mapping[str, Any], datetime]],
     ) -> None:
-        """One multi-row INSERT of (user_id, seq, kind, conversation_id, message_id, payload)."""
+        """Multi-row INSERTs of (user_id, seq, kind, conversation_id, message_id, payload,
+        created_at)."""
         if not entries:
             return
         payload_field = _model_field(SyncEntryRecord, "payload")
-        db_created_at = _model_field(SyncEntryRecord, "created_at").get_db_prep_save(
-            created_at, connection
-        )
+        created_at_field = _model_field(SyncEntryRecord, "created_at")
         empty_payload = payload_field.get_db_prep_save({}, connection)
+        prepared_times: dict[datetime, Any] = {}  # a batch shares few distinct times
         rows_per_statement = _MAX_PARAMS_PER_STATEMENT // len(_SYNC_COLUMNS)
         columns = ", ".join(_SYNC_COLUMNS)
         for chunk in _chunks(entries, rows_per_statement):
             params: list[Any] = []
-            for user_id, seq, kind, conversation_id, message_id, payload in chunk:
+            for user_id, seq, kind, conversation_id, message_id, payload, created_at in chunk:
                 db_payload = (
                     payload_field.get_db_prep_save(dict(payload), connection)
                     if payload
                     else empty_payload
                 )
+                db_created_at = prepared_times.get(created_at)
+                if db_created_at is None:
+                    db_created_at = prepared_times[created_at] = created_at_field.get_db_prep_save(
+                        created_at, connection
+                    )
                 params += [
                     user_id,
                     seq,
@@ -410,10 +506,17 @@ class DjangoMessageStore(MessageStore):
                     cursor,
                     connection,
                     [
-                        (user_id, seq, event_kind, stored.conversation_id, stored.id, {})
+                        (
+                            user_id,
+                            seq,
+                            event_kind,
+                            stored.conversation_id,
+                            stored.id,
+                            {},
+                            event_time,
+                        )
                         for user_id, seq in seqs.items()
                     ],
-                    created_at=event_time,
                 )
                 return stored, seqs
         # Raised outside the transaction block: nothing was written, and a caller that

@@ -4,28 +4,35 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
+from django.conf import settings as django_settings
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from accounts.models import User
 from chat.services import conversations, messages
+from chatproject.errors import ServiceError
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 class RedisRoundTrips:
-    """Counts requests the real redis-py client writes to the server (pipelines count once)."""
+    """Counts requests the real redis-py client writes to the app's Redis database (pipelines
+    count once). The Celery broker's traffic (push notification tasks, queued only for
+    offline recipients) is another service and is not counted here."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         import redis.connection
 
         self.count = 0
         original = redis.connection.AbstractConnection.send_packed_command
+        app_db = int(urlsplit(django_settings.REDIS_URL).path.strip("/") or 0)
 
         def counting(conn: Any, command: Any, check_health: bool = True) -> None:
-            self.count += 1
+            if getattr(conn, "db", 0) == app_db:
+                self.count += 1
             original(conn, command, check_health)  # type: ignore[no-untyped-call]
 
         monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counting)
@@ -69,3 +76,74 @@ def test_send_cost_does_not_grow_with_group_size(
     assert queries <= 9
     if settings.REDIS_URL:
         assert redis_commands == 2  # the rate-limit INCR and one routed publish
+
+
+def test_a_batch_of_sends_costs_the_queries_and_round_trips_of_one(
+    make_user: Callable[..., User], settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    redis_trips = RedisRoundTrips(monkeypatch)
+    people = [make_user() for _ in range(41)]
+    pairs = [conversations.get_or_create_direct(people[0], p.pk)[0] for p in people[1:]]
+    group = conversations.create_group(
+        people[0], name="forty", member_ids_=[p.pk for p in people[1:]]
+    )
+    messages.send_message(
+        sender_id=people[0].pk, conversation_id=group.pk, client_msg_id="warm", text="warm"
+    )
+
+    def cost(requests: list[messages.SendRequest]) -> tuple[int, int]:
+        before = redis_trips.count
+        with CaptureQueriesContext(connection) as queries:
+            outcomes = messages.send_messages(requests)
+        assert all(isinstance(o, messages.SendResult) for o in outcomes), outcomes
+        return len(queries), redis_trips.count - before
+
+    one = cost([messages.SendRequest(people[0].pk, group.pk, "one", "hi")])
+    many = cost(
+        [
+            messages.SendRequest(p.pk, c.pk, f"m{p.pk}", "hi")
+            for p, c in zip(people[1:], pairs, strict=True)
+        ]
+        + [messages.SendRequest(p.pk, group.pk, f"g{p.pk}", "hi") for p in people[1:]]
+    )
+
+    assert many == one, f"one send: {one}, 80 sends: {many} (queries, redis)"
+
+
+def test_a_batch_answers_each_send_on_its_own(
+    make_user: Callable[..., User], settings: Any
+) -> None:
+    settings.SEND_RATE_LIMIT_PER_10S = 3
+    alice, bob, outsider = make_user(), make_user(), make_user()
+    conversation, _ = conversations.get_or_create_direct(alice, bob.pk)
+    request = messages.SendRequest
+
+    outcomes = messages.send_messages(
+        [
+            request(alice.pk, conversation.pk, "a1", "first"),
+            request(outsider.pk, conversation.pk, "x1", "let me in"),
+            request(alice.pk, conversation.pk, "a2", "x" * (settings.MAX_MESSAGE_LENGTH + 1)),
+            request(bob.pk, conversation.pk, "b1", "reply"),
+            request(alice.pk, conversation.pk, "a3", "second"),
+            request(alice.pk, conversation.pk, "a4", "third"),
+            request(alice.pk, conversation.pk, "a5", "one too many"),
+            request(bob.pk, conversation.pk, "b1", "reply, retried in the same batch"),
+        ]
+    )
+
+    kinds = [o.code if isinstance(o, ServiceError) else "sent" for o in outcomes]
+    assert kinds == [
+        "sent",
+        "unknown_conversation",
+        "text_too_long",
+        "sent",
+        "sent",
+        "sent",
+        "rate_limited",
+        "sent",
+    ]
+    sent = [o for o in outcomes if isinstance(o, messages.SendResult)]
+    assert sent[-1].duplicate
+    assert sent[-1].message.id == sent[1].message.id
+    history = messages.history_page(bob.pk, conversation.pk, before=None, after=None, limit=10)
+    assert [m.text for m in reversed(history)] == ["first", "reply", "second", "third"]

@@ -16,13 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db import IntegrityError, connection, connections
+from django.db import IntegrityError, connection, connections, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from chat.ids import next_id
 from chat.store.base import (
+    BatchHasRetry,
     EventKind,
     MessageNotFound,
     MessageStore,
@@ -246,6 +247,74 @@ def test_put_message_costs_the_same_queries_for_2_and_100_recipients(
 
     assert len(hundred) == len(two)
     assert store.last_seq(1099) == 1
+
+
+# --- put_messages (group commit) --------------------------------------------------------------
+
+
+def test_batch_takes_seqs_in_batch_order_and_reads_like_single_puts(
+    store: MessageStore, make_message: MakeMessage
+) -> None:
+    send(store, make_message, text="before")  # ALICE 1, BOB 1
+    batch = [
+        (make_message(text="one"), [ALICE, BOB]),
+        (make_message(sender_id=BOB, text="two", conversation_id=7002), [BOB, CAROL]),
+        (make_message(text="three"), [ALICE, BOB, ALICE]),
+    ]
+
+    results = store.put_messages(batch)
+
+    assert [r.created for r in results] == [True, True, True]
+    assert [dict(r.seqs) for r in results] == [
+        {ALICE: 2, BOB: 2},
+        {BOB: 3, CAROL: 1},
+        {ALICE: 3, BOB: 4},
+    ]
+    assert [m.text for m in store.page_conversation(CONVERSATION)] == ["three", "one", "before"]
+    bob_queue = store.read_sync(BOB, after_seq=0, limit=10)
+    assert [(e.seq, e.message_id) for e in bob_queue] == [
+        (1, bob_queue[0].message_id),
+        (2, results[0].message.id),
+        (3, results[1].message.id),
+        (4, results[2].message.id),
+    ]
+    assert (store.last_seq(ALICE), store.last_seq(BOB), store.last_seq(CAROL)) == (3, 4, 1)
+
+
+def test_batch_with_an_already_stored_message_keeps_nothing_or_acks_the_original(
+    store: MessageStore, make_message: MakeMessage
+) -> None:
+    original = store.put_message(make_message(client_msg_id="tap-1"), recipient_ids=[ALICE, BOB])
+    batch = [
+        (make_message(text="new"), [ALICE, BOB]),
+        (make_message(client_msg_id="tap-1", text="retry"), [ALICE, BOB]),
+    ]
+
+    try:
+        with transaction.atomic():
+            results = store.put_messages(batch)
+    except BatchHasRetry:  # allowed: nothing may have been kept, and one-by-one still works
+        assert [m.text for m in store.page_conversation(CONVERSATION)] == ["hello"]
+        assert seqs_of(store, BOB) == [1]
+        results = [store.put_message(m, recipient_ids=r) for m, r in batch]
+    assert [r.created for r in results] == [True, False]
+    assert results[1].message == original.message
+    assert seqs_of(store, ALICE) == [1, 2]
+    assert seqs_of(store, BOB) == [1, 2]
+
+
+def test_batch_costs_the_queries_of_one_put(store: MessageStore, make_message: MakeMessage) -> None:
+    store.put_message(make_message(), recipient_ids=[ALICE, BOB])
+
+    with CaptureQueriesContext(connection) as one:
+        store.put_messages([(make_message(), [ALICE, BOB])])
+    with CaptureQueriesContext(connection) as forty:
+        store.put_messages(
+            [(make_message(sender_id=1000 + i), [1000 + i, *range(2000, 2100)]) for i in range(40)]
+        )
+
+    assert len(forty) == len(one)
+    assert store.last_seq(2099) == 40
 
 
 # --- append_events ----------------------------------------------------------------------------

@@ -18,7 +18,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8000)
-        parser.add_argument("--server", choices=["uvicorn", "daphne"], default="uvicorn")
+        parser.add_argument("--server", choices=["uvicorn", "daphne", "granian"], default="uvicorn")
         parser.add_argument("--no-migrate", action="store_true", help="Skip applying migrations.")
 
     def handle(
@@ -38,6 +38,9 @@ class Command(BaseCommand):
                 ["-b", host, "-p", str(port), "chatproject.asgi:application"]
             )
             return
+        if server == "granian":
+            _serve_granian(host, port)
+            return
         import uvicorn
 
         uvicorn.run(
@@ -55,3 +58,25 @@ class Command(BaseCommand):
             lifespan="off",
             log_level="warning",
         )
+
+
+def _serve_granian(host: str, port: int) -> None:
+    """Granian (Rust HTTP/WebSocket front end, Python ASGI app): one worker = one process.
+
+    It runs the app in a worker subprocess of its own; the ASGI app and Channels work
+    unchanged (measured by ``python -m bench``, docs/performance.md).
+    """
+    from granian.constants import Interfaces, Loops
+    from granian.log import LogLevels
+    from granian.server import Server
+
+    Server(
+        "chatproject.asgi:application",
+        address=host,
+        port=port,
+        interface=Interfaces.ASGI,
+        workers=1,
+        loop=Loops.uvloop,
+        websockets=True,
+        log_level=LogLevels.warning,
+    ).serve()

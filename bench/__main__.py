@@ -1,0 +1,144 @@
+"""``python -m bench run <workload> [options]``: see docs/performance.md."""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import secrets
+import shlex
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from . import report
+from .options import SIZES, Options, options_for
+from .targets import ROOT, Target, free_ports, start_chat, start_relay
+from .workloads import WORKLOADS, Result
+
+RESULTS = ROOT / "bench" / "results"
+
+
+def _floats(text: str | None) -> list[float] | None:
+    return [float(part) for part in text.split(",")] if text else None
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run a workload against the relay and the chat server")
+    run.add_argument("workload", choices=[*WORKLOADS, "all"])
+    run.add_argument("--config", choices=["embedded", "production"], default="embedded")
+    run.add_argument("--processes", type=int, default=1, help="chat server processes")
+    run.add_argument(
+        "--server",
+        default="uvicorn",
+        help="ASGI server(s), comma-separated: uvicorn, daphne, granian",
+    )
+    run.add_argument("--no-relay", action="store_true", help="skip the calibration relay")
+    run.add_argument("--size", choices=list(SIZES), default="small")
+    run.add_argument("--loadgen-processes", type=int)
+    run.add_argument("--step-seconds", type=float)
+    run.add_argument("--rates", help="1:1 offered sends/s, comma-separated")
+    run.add_argument("--pairs", type=int)
+    run.add_argument("--groups", type=int)
+    run.add_argument("--group-size", type=int)
+    run.add_argument("--group-rates", help="group offered sends/s, comma-separated")
+    run.add_argument("--extra-steps", type=int)
+    run.add_argument("--idle-connections", type=int)
+    run.add_argument("--storm-pairs", type=int)
+    run.add_argument("--history-messages", type=int)
+    run.add_argument("--history-reads", type=int)
+    run.add_argument("--heartbeat-connections", type=int)
+    run.add_argument("--heartbeat-rates", help="offered pings/s, comma-separated")
+    run.add_argument("--first-port", type=int, default=18100)
+    run.add_argument("--out", type=Path, default=RESULTS)
+    return parser.parse_args(argv)
+
+
+def build_options(args: argparse.Namespace) -> Options:
+    return options_for(
+        args.size,
+        config=args.config,
+        processes=args.processes,
+        servers=[s.strip() for s in args.server.split(",") if s.strip()],
+        relay=not args.no_relay,
+        loadgen_processes=args.loadgen_processes,
+        first_port=args.first_port,
+        step_seconds=args.step_seconds,
+        rates=_floats(args.rates),
+        pairs=args.pairs,
+        groups=args.groups,
+        group_size=args.group_size,
+        group_rates=_floats(args.group_rates),
+        extra_steps=args.extra_steps,
+        idle_connections=args.idle_connections,
+        storm_pairs=args.storm_pairs,
+        history_messages=args.history_messages,
+        history_reads=args.history_reads,
+        heartbeat_connections=args.heartbeat_connections,
+        heartbeat_rates=_floats(args.heartbeat_rates),
+    )
+
+
+def run_workload(workload: str, options: Options) -> list[Result]:
+    """Run one workload against the relay (first) and each chat server, one at a time."""
+    run_id = secrets.token_hex(3)
+    plans: list[tuple[str, str]] = [("relay", "")] if options.relay else []
+    plans += [("chat", server) for server in options.servers]
+    results: list[Result] = []
+    for kind, server in plans:
+        label = "relay" if kind == "relay" else f"chat ({options.config}, {server})"
+        print(f"{workload}: {label}", file=sys.stderr, flush=True)
+        target: Target = (
+            start_relay(port=options.first_port + 90 if options.first_port else free_ports(1)[0])
+            if kind == "relay"
+            else start_chat(
+                config=options.config,
+                processes=options.processes,
+                server=server,
+                first_port=options.first_port,
+                run_id=run_id,
+            )
+        )
+        try:
+            results.append(WORKLOADS[workload](target, options))
+        finally:
+            target.stop()
+    return results
+
+
+def _raise_fd_limit() -> None:
+    # Servers and load generators inherit this; 10,000+ sockets need more than 1,024.
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = max(hard, 200_000)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, wanted))
+    except (ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    options = build_options(args)
+    _raise_fd_limit()
+    command = "python -m bench " + shlex.join(sys.argv[1:] if argv is None else argv)
+    workloads = list(WORKLOADS) if args.workload == "all" else [args.workload]
+    for workload in workloads:
+        results = run_workload(workload, options)
+        folder = report.write(
+            results,
+            workload=workload,
+            command=command,
+            options={k: v for k, v in asdict(options).items() if k != "faults"},
+            root=args.out,
+        )
+        print(f"\n{workload}\n" + report.headline_table(results), flush=True)
+        best = report.fastest(results)
+        if best:
+            print(best)
+        print(f"report: {folder / 'report.md'}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

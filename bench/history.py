@@ -1,0 +1,153 @@
+"""Helpers of the history and heartbeat workloads that talk to the database or REST API.
+
+Database work runs in a subprocess with the server's own environment (``bench.history_db``)
+so that the coordinator never imports Django with another configuration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from .targets import ROOT, Target
+
+# PostgreSQL publishes a backend's table statistics when it has been idle for up to 10 s.
+STATS_SETTLE_SECONDS = 11.0
+
+
+def _run(env: dict[str, str], *args: str) -> Any:
+    completed = subprocess.run(  # noqa: S603 (our own module, fixed arguments)
+        [sys.executable, "-m", "bench.history_db", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if completed.returncode != 0:
+        raise RuntimeError(f"bench.history_db {args[0]} failed:\n{completed.stderr[-3000:]}")
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def load(env: dict[str, str], *, conversation_id: int, sender_id: int, count: int) -> Any:
+    return _run(
+        env,
+        "load",
+        "--conversation",
+        str(conversation_id),
+        "--sender",
+        str(sender_id),
+        "--count",
+        str(count),
+    )
+
+
+def probe_store(
+    env: dict[str, str], *, conversation_id: int, first_id: int, last_id: int, reads: int
+) -> dict[str, list[float]]:
+    result: dict[str, list[float]] = _run(
+        env,
+        "probe",
+        "--conversation",
+        str(conversation_id),
+        "--first-id",
+        str(first_id),
+        "--last-id",
+        str(last_id),
+        "--reads",
+        str(reads),
+    )
+    return result
+
+
+def read_pages_http(
+    base_urls: Sequence[str],
+    *,
+    token: str,
+    conversation_id: int,
+    first_id: int,
+    last_id: int,
+    reads: int,
+    concurrency: int,
+    position: str,
+) -> dict[str, Any]:
+    """GET 50-message pages (newest, or before a random id) and time each request."""
+
+    async def run() -> dict[str, Any]:
+        generator = random.Random(11)
+        latencies: list[float] = []
+        limit = asyncio.Semaphore(concurrency)
+        headers = {"Authorization": f"Bearer {token}"}
+
+        async def one(client: httpx.AsyncClient, index: int) -> None:
+            params = {"limit": "50"}
+            if position == "random":
+                params["before"] = str(generator.randint(first_id, last_id))
+            base = base_urls[index % len(base_urls)]
+            url = f"{base}/api/v1/conversations/{conversation_id}/messages"
+            async with limit:
+                started = time.perf_counter()
+                response = await client.get(url, params=params, headers=headers)
+                latencies.append((time.perf_counter() - started) * 1000)
+            response.raise_for_status()
+
+        async with httpx.AsyncClient(timeout=60) as client:
+            await one(client, 0)  # warm up the connection
+            latencies.clear()
+            started = time.perf_counter()
+            await asyncio.gather(*(one(client, index) for index in range(reads)))
+            elapsed = time.perf_counter() - started
+        return {"latencies": latencies, "pages_per_s": reads / elapsed}
+
+    return asyncio.run(run())
+
+
+def database_writes_probe(target: Target) -> Callable[[], int | str]:
+    """Start counting database writes; the returned function stops and returns the count.
+
+    PostgreSQL: inserted + updated + deleted rows of the benchmark database
+    (``pg_stat_database``), read after the statistics settle. SQLite: whether the
+    database or its WAL file changed at all.
+    """
+    if target.kind == "relay":
+        return lambda: 0
+    url = target.database_url
+    if url:
+        import psycopg
+
+        query = (
+            "SELECT tup_inserted + tup_updated + tup_deleted FROM pg_stat_database "
+            "WHERE datname = current_database()"
+        )
+
+        def read() -> int:
+            with psycopg.connect(url) as conn:
+                row = conn.execute(query).fetchone()
+            return int(row[0]) if row else 0
+
+        time.sleep(STATS_SETTLE_SECONDS)
+        before = read()
+
+        def stop() -> int | str:
+            time.sleep(STATS_SETTLE_SECONDS)
+            # Our own two stats queries write nothing.
+            return read() - before
+
+        return stop
+    data_dir = Path(target.env["DATA_DIR"])
+
+    def signature() -> list[tuple[int, int]]:
+        files = [data_dir / "chat.sqlite3", data_dir / "chat.sqlite3-wal"]
+        return [(f.stat().st_size, f.stat().st_mtime_ns) for f in files if f.exists()]
+
+    first = signature()
+    return lambda: 0 if signature() == first else "some (SQLite files changed)"

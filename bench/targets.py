@@ -1,0 +1,233 @@
+"""Start and stop what the benchmark measures: the chat server, or the calibration relay.
+
+The chat server runs as ``manage.py serve`` processes with the benchmark's settings
+(``bench.server_settings``): on the embedded configuration one process on SQLite in a
+temporary ``DATA_DIR``; on the production configuration N processes, each on its own
+port, sharing a fresh PostgreSQL database ``bench_<run>`` and Redis database 9. The load
+generator spreads its clients over the N ports round-robin (no load balancer: it would be
+one more process competing for the same 2 cores).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/postgres"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/9"
+
+# Limits the product enforces against abuse, raised so that they are not what is measured.
+BENCH_SERVER_ENV = {
+    "DJANGO_SETTINGS_MODULE": "bench.server_settings",
+    "THROTTLE_SIGNUP": "1000000/min",
+    "THROTTLE_LOGIN": "1000000/min",
+    "SEND_RATE_LIMIT_PER_10S": "10000000",
+    "LOG_LEVEL": "WARNING",
+    "DEBUG": "false",
+}
+
+
+@dataclass
+class Target:
+    """A running server under test."""
+
+    name: str
+    kind: str  # "chat" or "relay"
+    ports: list[int]
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    workdir: Path | None = None
+    database: str | None = None
+
+    @property
+    def base_urls(self) -> list[str]:
+        return [f"http://127.0.0.1:{port}" for port in self.ports]
+
+    @property
+    def ws_urls(self) -> list[str]:
+        suffix = "/ws/" if self.kind == "chat" else "/"
+        return [f"ws://127.0.0.1:{port}{suffix}" for port in self.ports]
+
+    @property
+    def pids(self) -> list[int]:
+        return [process.pid for process in self.processes]
+
+    @property
+    def database_url(self) -> str | None:
+        return self.env.get("DATABASE_URL")
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)
+        self.processes.clear()
+        if self.database:
+            _drop_database(self.database)
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _admin_url() -> str:
+    """The server's maintenance database, from BENCH_DATABASE_URL, else DATABASE_URL's
+    server (the test suite's), else the local default."""
+    base = (
+        os.environ.get("BENCH_DATABASE_URL")
+        or os.environ.get("DATABASE_URL")
+        or DEFAULT_DATABASE_URL
+    )
+    return urlunsplit(urlsplit(base)._replace(path="/postgres"))
+
+
+def _redis_url() -> str:
+    """BENCH_REDIS_URL, else database 9 of REDIS_URL's server, else the local default."""
+    if os.environ.get("BENCH_REDIS_URL"):
+        return os.environ["BENCH_REDIS_URL"]
+    if os.environ.get("REDIS_URL"):
+        return urlunsplit(urlsplit(os.environ["REDIS_URL"])._replace(path="/9"))
+    return DEFAULT_REDIS_URL
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports the kernel reports free right now (for tests, where fixed ports may clash)."""
+    sockets = []
+    for _ in range(count):
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        sockets.append(sock)
+    ports = [int(sock.getsockname()[1]) for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    return ports
+
+
+def _database_url(name: str) -> str:
+    return urlunsplit(urlsplit(_admin_url())._replace(path=f"/{name}"))
+
+
+def _create_database(name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(_admin_url(), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def _drop_database(name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(_admin_url(), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _flush_redis(url: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    # Only this run's own database (9 by default): stale routes and id leases of earlier
+    # runs would otherwise outlive their processes. Never FLUSHALL on a shared Redis.
+    client.flushdb()
+    client.close()
+
+
+def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited:\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(url, timeout=2).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"server did not start:\n{log.read_text()[-3000:]}")
+
+
+def start_chat(*, config: str, processes: int, server: str, first_port: int, run_id: str) -> Target:
+    if config == "embedded" and processes != 1:
+        raise ValueError("the embedded configuration is one process (SQLite, in-process hub)")
+    workdir = Path(tempfile.mkdtemp(prefix="bench-chat-", dir=os.environ.get("BENCH_TMP")))
+    env = {key: value for key, value in os.environ.items() if not key.startswith("CHAT_")}
+    for key in (
+        "DATABASE_URL",
+        "REDIS_URL",
+        "CELERY_BROKER_URL",
+        "SERVER_PROCESSES",
+        "DB_CONN_MAX_AGE",
+        "ID_WORKER_ID",
+    ):
+        env.pop(key, None)
+    env.update(BENCH_SERVER_ENV)
+    env["DATA_DIR"] = str(workdir / "data")
+    env["SECRET_KEY"] = "bench-" + "x" * 60
+    database = None
+    if config == "production":
+        database = f"bench_{run_id}_{server}"
+        _create_database(database)
+        redis_url = _redis_url()
+        _flush_redis(redis_url)
+        env["DATABASE_URL"] = _database_url(database)
+        env["REDIS_URL"] = redis_url
+        env["SERVER_PROCESSES"] = str(processes)
+    target = Target(
+        name=f"chat/{config}/{server}x{processes}",
+        kind="chat",
+        ports=(
+            [first_port + index for index in range(processes)]
+            if first_port
+            else free_ports(processes)
+        ),
+        env=env,
+        workdir=workdir,
+        database=database,
+    )
+    try:
+        for index, port in enumerate(target.ports):
+            log = workdir / f"server{index}.log"
+            args = [sys.executable, "manage.py", "serve", "--port", str(port), "--server", server]
+            if index > 0:
+                args.append("--no-migrate")
+            with log.open("ab") as out:
+                process = subprocess.Popen(  # noqa: S603 (fixed arguments)
+                    args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+                )
+            target.processes.append(process)
+            # The first process migrates; the others start once the schema exists.
+            _wait_ready(f"http://127.0.0.1:{port}/api/schema/", process, log)
+    except BaseException:
+        target.stop()
+        raise
+    return target
+
+
+def start_relay(*, port: int) -> Target:
+    workdir = Path(tempfile.mkdtemp(prefix="bench-relay-", dir=os.environ.get("BENCH_TMP")))
+    log = workdir / "relay.log"
+    args = [sys.executable, "-m", "bench.relay", "--port", str(port)]
+    with log.open("ab") as out:
+        process = subprocess.Popen(  # noqa: S603 (fixed arguments)
+            args, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT
+        )
+    target = Target(name="relay", kind="relay", ports=[port], processes=[process], workdir=workdir)
+    try:
+        _wait_ready(f"http://127.0.0.1:{port}/", process, log)
+    except BaseException:
+        target.stop()
+        raise
+    return target

@@ -1,0 +1,55 @@
+"""Celery tasks of the notification service. Named, JSON arguments (ids, not objects),
+thin: each calls one function of notifications.services.
+
+Delivery is at least once (``task_acks_late``): a task that dies mid-way runs again with
+the same task id, which is also its claim on PushDelivery rows, so it finishes its own
+pushes and never repeats one that the push service accepted.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from celery import Task, shared_task
+
+from . import services
+
+
+@shared_task(name="notifications.push_new_message", bind=True)
+def push_new_message(
+    self: Task[Any, Any], message_id: int, conversation_id: int, user_ids: list[int]
+) -> int:
+    if secrets.randbelow(500) == 0:  # housekeeping without a beat scheduler
+        services.prune_deliveries()
+    return services.push_new_message(
+        message_id=message_id,
+        conversation_id=conversation_id,
+        user_ids=user_ids,
+        claim=str(self.request.id),
+    )
+
+
+@shared_task(name="notifications.push_unacked", bind=True)
+def push_unacked(
+    self: Task[Any, Any], user_id: int, device_id: int, acked_seq: int, delivered_seq: int
+) -> int:
+    return services.push_unacked(
+        user_id=user_id,
+        device_id=device_id,
+        acked_seq=acked_seq,
+        delivered_seq=delivered_seq,
+        claim=str(self.request.id),
+    )
+
+
+@shared_task(name="notifications.push_conversation_read")
+def push_conversation_read(user_id: int, conversation_id: int, last_read_id: int) -> int:
+    return services.push_conversation_read(
+        user_id=user_id, conversation_id=conversation_id, last_read_id=last_read_id
+    )
+
+
+@shared_task(name="notifications.push_send")
+def push_send(kind: str, items: list[list[Any]], attempt: int) -> dict[str, int]:
+    return services.send_batch(kind=kind, items=items, attempt=attempt)

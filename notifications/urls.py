@@ -1,0 +1,14 @@
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("push/vapid-key", views.VapidKeyView.as_view(), name="push-vapid-key"),
+    path("push/registrations", views.RegistrationListView.as_view(), name="push-registrations"),
+    path(
+        "push/registrations/<int:registration_id>",
+        views.RegistrationDetailView.as_view(),
+        name="push-registration",
+    ),
+    path("push/settings", views.SettingsView.as_view(), name="push-settings"),
+]

@@ -1,0 +1,207 @@
+"""Presence and typing for live WebSocket connections, with no per-heartbeat I/O.
+
+Each connection has a :class:`PresenceSession`. Every frame the client sends (a ``ping``
+when idle) only stores ``time.monotonic()`` on it: no database, no Redis. Once per
+``PRESENCE_TICK`` the process's :class:`Tracker` does all the I/O for all its connections:
+
+1. closes connections silent for more than ``PRESENCE_TIMEOUT`` (close code 4010), which
+   takes them offline through the normal close path;
+2. extends the others' leases in the presence backend, in one round trip;
+3. sweeps expired leases of processes that died (one process per tick does the work),
+   publishing their users' offline transitions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import secrets
+import time
+import weakref
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import orjson
+from channels.db import database_sync_to_async
+from django.conf import settings
+
+from chat.services.conversations import UnknownConversation
+
+from . import services
+from .backends import Lease
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# A connection sends at most one typing event per conversation per this many seconds;
+# more are dropped without a reply (clients repeat typing while the user types).
+TYPING_MIN_INTERVAL_SECONDS = 2.0
+# Conversation membership for typing is read once and reused for this long, so typing
+# frames cost no database query (a removed member may type for up to this long).
+MEMBERSHIP_CACHE_SECONDS = 60.0
+MEMBERSHIP_CACHE_SIZE = 256
+# Presence events are recognised by their first bytes, without parsing them.
+_PRESENCE_PREFIX = b'{"type":"presence"'
+
+_process_token = secrets.token_hex(4)
+_connection_numbers = itertools.count(1)
+
+
+async def _in_thread(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    result: T = await database_sync_to_async(func, thread_sensitive=False)(*args, **kwargs)
+    return result
+
+
+class PresenceSession:
+    """One connection's presence lease, its presence subscription and its typing limits."""
+
+    def __init__(
+        self, *, user_id: int, device_id: int, on_timeout: Callable[[], Awaitable[None]]
+    ) -> None:
+        self.user_id = user_id
+        self.member = f"{device_id}/{_process_token}{next(_connection_numbers)}"
+        self.last_frame = time.monotonic()
+        self._on_timeout = on_timeout
+        self._started = False
+        self._stopped = False
+        self._watching = False
+        self._held: list[bytes] | None = None
+        self._typed_at: dict[int, float] = {}
+        self._members: dict[int, tuple[float, list[int] | None]] = {}
+
+    def touch(self) -> None:
+        """Any frame from the client is a heartbeat."""
+        self.last_frame = time.monotonic()
+
+    def last_frame_wall_clock(self) -> float:
+        return time.time() - (time.monotonic() - self.last_frame)
+
+    async def start(self) -> None:
+        self._started = True
+        get_tracker().add(self)
+        await _in_thread(services.connection_opened, user_id=self.user_id, member=self.member)
+
+    async def stop(self) -> None:
+        """Idempotent: runs on close (revocation, timeout) and again on disconnect."""
+        if not self._started or self._stopped:
+            return
+        self._stopped = True
+        get_tracker().discard(self)
+        await _in_thread(
+            services.connection_closed,
+            user_id=self.user_id,
+            member=self.member,
+            last_frame_at=self.last_frame_wall_clock(),
+        )
+
+    async def time_out(self) -> None:
+        await self._on_timeout()
+
+    # --- presence subscription -------------------------------------------------------------
+    def accepts(self, frame: bytes) -> bool:
+        """Whether an ephemeral frame from the hub goes to this device now."""
+        if not frame.startswith(_PRESENCE_PREFIX):
+            return True
+        if self._held is not None:
+            self._held.append(frame)  # sent after the snapshot, which is being read
+            return False
+        return self._watching
+
+    async def watch(self, ref: str | None, send: Callable[[bytes], Awaitable[None]]) -> None:
+        """Send the snapshot, then the changes that happened while it was read, then live."""
+        if self._held is None:
+            self._held = []
+        users = await _in_thread(services.snapshot, self.user_id)
+        await send(orjson.dumps({"type": "presence.snapshot", "ref": ref, "users": users}))
+        held = self._held
+        while held:
+            await send(held.pop(0))
+        self._held = None
+        self._watching = True
+
+    # --- typing ----------------------------------------------------------------------------
+    async def typing(self, conversation_id: int) -> None:
+        now = time.monotonic()
+        cached = self._members.get(conversation_id)
+        if cached is None or now - cached[0] > MEMBERSHIP_CACHE_SECONDS:
+            if len(self._members) >= MEMBERSHIP_CACHE_SIZE:
+                del self._members[next(iter(self._members))]
+            try:
+                recipients: list[int] | None = await _in_thread(
+                    services.typing_recipients, self.user_id, conversation_id
+                )
+            except UnknownConversation:
+                recipients = None
+            cached = self._members[conversation_id] = (now, recipients)
+        if cached[1] is None:
+            raise UnknownConversation("No such conversation, or you are not a member.")
+        if now - self._typed_at.get(conversation_id, -TYPING_MIN_INTERVAL_SECONDS) < (
+            TYPING_MIN_INTERVAL_SECONDS
+        ):
+            return
+        self._typed_at[conversation_id] = now
+        await services.publish_typing(
+            user_id=self.user_id, conversation_id=conversation_id, recipients=cached[1]
+        )
+
+
+class Tracker:
+    """The presence sessions of one event loop (one server process) and their ticker."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.sessions: set[PresenceSession] = set()
+        self._task: asyncio.Task[None] | None = None
+
+    def add(self, session: PresenceSession) -> None:
+        self.sessions.add(session)
+        if self._task is None:
+            self._task = self.loop.create_task(self._run(), name="presence-ticker")
+
+    def discard(self, session: PresenceSession) -> None:
+        self.sessions.discard(session)
+        # A process without connections has no one to refresh and no watcher to tell.
+        if not self.sessions and self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(settings.PRESENCE_TICK)
+            try:
+                await self.tick()
+            except Exception:
+                logger.exception("presence: tick failed")
+
+    async def tick(self) -> None:
+        now, wall = time.monotonic(), time.time()
+        timeout = settings.PRESENCE_TIMEOUT
+        leases: list[Lease] = []
+        for session in list(self.sessions):
+            silent = now - session.last_frame
+            if silent > timeout:
+                await session.time_out()
+            else:
+                leases.append(Lease(session.user_id, session.member, wall - silent + timeout))
+        missing = await _in_thread(services.refresh_leases, leases)
+        live = {session.member: session for session in self.sessions}
+        for lease in missing:
+            if lease.member in live:
+                await _in_thread(
+                    services.connection_opened, user_id=lease.user_id, member=lease.member
+                )
+        await _in_thread(services.sweep_expired)
+
+
+_trackers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Tracker] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def get_tracker() -> Tracker:
+    loop = asyncio.get_running_loop()
+    tracker = _trackers.get(loop)
+    if tracker is None:
+        tracker = _trackers[loop] = Tracker(loop)
+    return tracker

@@ -1,0 +1,97 @@
+// The REST client: JSON in, JSON out (parsed with parseJSON so ids stay exact), the
+// session cookie for authentication and Django's CSRF token on writes.
+
+import { parseJSON } from "./json.js";
+
+export class ApiError extends Error {
+  constructor(status, code, message, fields = {}) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    this.fields = fields;
+  }
+}
+
+function csrfToken() {
+  // Read on every call: Django rotates the token at log-in.
+  const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
+  return match ? decodeURIComponent(match[1]) : "";
+}
+
+// Called when the session is gone (logged out elsewhere, device revoked).
+let onUnauthenticated = () => {};
+export function setUnauthenticatedHandler(handler) {
+  onUnauthenticated = handler;
+}
+
+export async function request(method, path, body = undefined, { quiet401 = false } = {}) {
+  const headers = { Accept: "application/json" };
+  const init = { method, headers, credentials: "same-origin" };
+  if (body !== undefined) {
+    headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  if (method !== "GET") headers["X-CSRFToken"] = csrfToken();
+  let response;
+  try {
+    response = await fetch("/api/v1/" + path, init);
+  } catch {
+    throw new ApiError(0, "network_error", "No connection to the server.");
+  }
+  const text = response.status === 204 ? "" : await response.text();
+  let data = null;
+  if (text) {
+    try {
+      data = parseJSON(text);
+    } catch {
+      data = null;
+    }
+  }
+  if (!response.ok) {
+    const error = data && data.error ? data.error : {};
+    const apiError = new ApiError(
+      response.status,
+      error.code || "http_" + response.status,
+      error.message || response.statusText || "Request failed.",
+      error.fields || {},
+    );
+    if ((response.status === 401 || apiError.code === "not_authenticated") && !quiet401) {
+      onUnauthenticated();
+    }
+    throw apiError;
+  }
+  return data;
+}
+
+export const api = {
+  get: (path, options) => request("GET", path, undefined, options),
+  post: (path, body, options) => request("POST", path, body ?? {}, options),
+  patch: (path, body) => request("PATCH", path, body),
+  del: (path) => request("DELETE", path),
+};
+
+// A short, human name for this browser, shown in the devices list.
+export function browserDeviceName() {
+  const ua = navigator.userAgent;
+  const browser = /Edg\//.test(ua)
+    ? "Edge"
+    : /Firefox\//.test(ua)
+      ? "Firefox"
+      : /Chrome\//.test(ua)
+        ? "Chrome"
+        : /Safari\//.test(ua)
+          ? "Safari"
+          : "Browser";
+  const os = /Android/.test(ua)
+    ? "Android"
+    : /iPhone|iPad/.test(ua)
+      ? "iOS"
+      : /Mac OS X/.test(ua)
+        ? "macOS"
+        : /Windows/.test(ua)
+          ? "Windows"
+          : /Linux/.test(ua)
+            ? "Linux"
+            : "";
+  return os ? `${browser} on ${os}` : browser;
+}

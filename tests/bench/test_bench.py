@@ -1,0 +1,100 @@
+"""The benchmark runs at a tiny size, and its loss/duplicate counter catches faults.
+
+Runs against the chat server on the configuration the suite runs on: embedded by
+default, PostgreSQL + Redis with two server processes when CHAT_TEST_CONFIG=production.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bench import report
+from bench.ledger import DeviceStream, Ledger
+from bench.loadgen_worker import Faults
+from bench.options import options_for
+from bench.targets import Target, free_ports, start_chat, start_relay
+from bench.workloads import Result, one_to_one, storm
+
+pytestmark = pytest.mark.e2e
+
+PRODUCTION = os.environ.get("CHAT_TEST_CONFIG") == "production"
+
+
+def test_ledger_counts_losses_duplicates_and_gaps() -> None:
+    ledger = Ledger()
+    ledger.acked = {101: (0, 2), 102: (0, 2), 103: (1, 2)}
+    alice, bob = DeviceStream(), DeviceStream()
+    assert alice.accept(1, 101, ledger)
+    assert alice.accept(2, 102, ledger)
+    assert not alice.accept(2, 102, ledger)  # replayed seq
+    assert not alice.accept(None, 101, ledger)  # same message again without a seq
+    assert alice.accept(4, 103, ledger)  # seq 3 skipped
+    assert bob.accept(1, 101, ledger)
+    assert (ledger.duplicates, ledger.gaps) == (2, 1)
+    assert ledger.lost() == 2  # bob never got 102 and 103
+    assert (ledger.lost(0), ledger.lost(1)) == (1, 1)
+
+
+@pytest.fixture(scope="module")
+def chat_server() -> Iterator[Target]:
+    # One server for the module: starting one (and migrating) is most of a test's time.
+    # Each workload signs up its own users, so the tests do not see each other's data.
+    target = start_chat(
+        config="production" if PRODUCTION else "embedded",
+        processes=2 if PRODUCTION else 1,
+        server="uvicorn",
+        first_port=0,
+        run_id=f"t{os.getpid()}",
+    )
+    yield target
+    target.stop()
+
+
+def test_one_to_one_sweep_is_clean_and_reported(chat_server: Target, tmp_path: Path) -> None:
+    options = options_for("tiny", first_port=0, rates=[20])
+    result = one_to_one(chat_server, options)
+    assert result.summary["acknowledged"] > 0
+    assert result.summary["lost"] == 0
+    assert result.summary["duplicates"] == 0
+    assert result.summary["gaps"] == 0
+    assert result.summary["max_sustained_rate"] == 20
+    folder = report.write(
+        [result], workload="1:1", command="test", options={}, root=tmp_path / "results"
+    )
+    text = (folder / "report.md").read_text()
+    assert "max sustained msgs/s" in text
+    assert (folder / "1to1-latency.png").stat().st_size > 0
+
+
+def test_injected_loss_and_duplicate_are_detected(chat_server: Target) -> None:
+    # The 3rd message received is dropped and the 5th processed twice, client side.
+    options = options_for(
+        "tiny", first_port=0, rates=[20], faults=Faults(drop_nth=3, duplicate_nth=5)
+    )
+    result: Result = one_to_one(chat_server, options)
+    assert result.summary["lost"] == 1
+    assert result.summary["duplicates"] == 1
+    assert result.summary["gaps"] == 1  # the dropped event leaves a hole in that stream
+    assert result.rows[0]["sustained"] is False
+
+
+def test_reconnect_storm_syncs_everything_missed(chat_server: Target) -> None:
+    result = storm(chat_server, options_for("tiny", first_port=0))
+    assert result.summary["live"] == result.summary["devices"]
+    assert result.summary["acknowledged"] > 0
+    assert result.summary["lost"] == 0
+    assert result.summary["duplicates"] == 0
+
+
+def test_relay_runs_the_same_workload() -> None:
+    relay = start_relay(port=free_ports(1)[0])
+    try:
+        result = one_to_one(relay, options_for("tiny", first_port=0, rates=[20]))
+    finally:
+        relay.stop()
+    assert result.summary["lost"] == 0
+    assert result.summary["max_sustained_rate"] == 20

@@ -1,0 +1,71 @@
+"""The network drops while messages arrive: when it is back, every message shows exactly
+once and in order, and what was typed offline is sent."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from playwright.sync_api import expect
+
+from .conftest import ChatUser
+
+pytestmark = pytest.mark.browser
+
+
+def start_chat(alice: ChatUser, bob: ChatUser) -> None:
+    alice.press(alice.page.get_by_role("link", name="New chat", exact=True))
+    alice.page.get_by_label("Find people").fill(bob.username)
+    alice.press(alice.page.get_by_role("button", name="Message"))
+    alice.send("hello")
+    bob.open_conversation(alice.display_name)
+    expect(bob.message("hello")).to_be_visible()
+
+
+@pytest.mark.parametrize("layout", ["desktop", "phone"])
+def test_offline_then_online_shows_every_message_once_in_order(
+    open_user: Callable[..., ChatUser], layout: str
+) -> None:
+    alice = open_user("alice", "Alice Martin")
+    bob = open_user("bob", "Bob Chen", phone=layout == "phone")
+    start_chat(alice, bob)
+
+    bob.context.set_offline(True)
+    expect(bob.page.locator("main .connection")).to_contain_text("You are offline")
+    bob.send("typed while offline")
+    expect(bob.message("typed while offline").get_by_role("img", name="Sending")).to_be_visible()
+
+    missed = [f"missed {n}" for n in range(1, 7)]
+    for text in missed:
+        alice.send(text)
+    expect(alice.message(missed[-1]).get_by_role("img", name="Sent")).to_be_visible()
+    expect(bob.message("missed 1")).to_have_count(0)
+
+    bob.context.set_offline(False)
+    everything = ["hello", *missed, "typed while offline"]
+    expect(bob.page.locator(".message .text")).to_have_text(everything)
+    expect(bob.page.locator("main .connection")).to_be_hidden()
+    expect(alice.page.locator(".message .text")).to_have_text(everything)
+    # Nothing arrives twice, also not a moment later.
+    bob.page.wait_for_timeout(500)
+    expect(bob.page.locator(".message .text")).to_have_text(everything)
+    expect(alice.message("typed while offline").locator(".meta")).to_be_visible()
+
+
+def test_tabs_of_one_browser_stay_consistent(open_user: Callable[..., ChatUser]) -> None:
+    """Reading in one tab clears the unread badge in the other tab of the same browser."""
+    alice = open_user("alice", "Alice Martin")
+    bob = open_user("bob", "Bob Chen")
+    start_chat(alice, bob)
+    bob.home()
+    second_tab = bob.context.new_page()
+    second_tab.goto(bob.page.url.split("#")[0] + "#/")
+    other = ChatUser(page=second_tab, username="bob", display_name="Bob Chen", phone=False)
+    bob.page.goto(bob.page.url.split("#")[0] + "#/settings")
+
+    alice.send("are you there?")
+    expect(other.conversation_item("Alice Martin").locator(".badge")).to_have_text("1")
+    expect(bob.conversation_item("Alice Martin").locator(".badge")).to_have_text("1")
+    bob.open_conversation("Alice Martin")
+    expect(other.conversation_item("Alice Martin").locator(".badge")).to_have_count(0)
+    expect(alice.message("are you there?").get_by_role("img", name="Read")).to_be_visible()
