@@ -136,12 +136,13 @@ class ChatConsumer(AsyncConsumer):  # type: ignore[misc]
             "max_text_length": settings.MAX_MESSAGE_LENGTH,
         }
         await self._send_frame(hello)
-        # Registered after hello so that no event precedes it; whatever is published in
-        # between is in the sync queue, which the client reads next.
-        # Before registering: events may arrive while registration awaits Redis.
+        # Created before registering: events may arrive while registration awaits Redis,
+        # and presence events must already be filtered then.
         self._presence = PresenceSession(
             user_id=self.user_id, device_id=self.device_id, on_timeout=self.close_silent
         )
+        # Registered after hello so that no event precedes it; whatever is published in
+        # between is in the sync queue, which the client reads next.
         await realtime.get_hub().register(self)
         await self._presence.start()
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -208,21 +209,40 @@ def _count_new_messages(messages: Sequence[tuple[StoredMessage, Sequence[int]]])
     conversations = Conversation._meta.db_table
     memberships = Membership._meta.db_table
     with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # Arrays keep the statement text constant whatever the batch (psycopg caches it).
+            last = "SELECT * FROM unnest(%s::bigint[], %s::bigint[]) AS v(column1, column2)"
+            own_rows = (
+                "SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[]) "
+                "AS s(column1, column2, column3)"
+            )
+            last_params: list[Any] = [list(last_id), list(last_id.values())]
+            own_params: list[Any] = [
+                [c for c, _ in own],
+                [u for _, u in own],
+                list(own.values()),
+            ]
+            total_params: list[Any] = [list(total), list(total.values())]
+            totals = "SELECT * FROM unnest(%s::bigint[], %s::bigint[]) AS v(column1, column2)"
+        else:
+            last = f"VALUES {_placeholders(len(last_id), 2)}"
+            own_rows = f"VALUES {_placeholders(len(own), 3)}"
+            totals = f"VALUES {_placeholders(len(total), 2)}"
+            last_params = [value for item in last_id.items() for value in item]
+            own_params = [value for key, count in own.items() for value in (*key, count)]
+            total_params = [value for item in total.items() for value in item]
         cursor.execute(
-            f"UPDATE {conversations} SET last_message_id = v.column2 "  # noqa: S608 (constant table names)
-            f"FROM (VALUES {_placeholders(len(last_id), 2)}) AS v "
+            f"UPDATE {conversations} SET last_message_id = v.column2 FROM ({last}) AS v "  # noqa: S608 (constant fragments)
             f"WHERE {conversations}.id = v.column1 AND {conversations}.last_message_id < v.column2",
-            [value for item in last_id.items() for value in item],
+            last_params,
         )
         # Every member gets the conversation's new messages as unread, minus their own.
         cursor.execute(
-            f"UPDATE {memberships} SET unread_count = unread_count + v.column2 - COALESCE(("  # noqa: S608 (constant table names)
-            f"SELECT s.column3 FROM (VALUES {_placeholders(len(own), 3)}) AS s "
+            f"UPDATE {memberships} SET unread_count = unread_count + v.column2 - COALESCE(("  # noqa: S608 (constant fragments)
+            f"SELECT s.column3 FROM ({own_rows}) AS s "
             f"WHERE s.column1 = {memberships}.conversation_id AND s.column2 = {memberships}.user_id"
-            f"), 0) FROM (VALUES {_placeholders(len(total), 2)}) AS v "
-            f"WHERE {memberships}.conversation_id = v.column1",
-            [value for key, count in own.items() for value in (*key, count)]
-            + [value for item in total.items() for value in item],
+            f"), 0) FROM ({totals}) AS v WHERE {memberships}.conversation_id = v.column1",
+            own_params + total_params,
         )
 
 

@@ -80,13 +80,7 @@ def acknowledge(*, user_id: int, device_id: int, seq: int, previous_seq: int) ->
     )
     if not updated:
         DeviceSyncState.objects.get_or_create(device_id=device_id, defaults={"delivered_seq": seq})
-    entries = store.read_sync(user_id, after_seq=previous_seq, limit=min(seq - previous_seq, 1000))
-    newest: dict[int, int] = {}
-    for entry in entries:
-        if entry.seq <= seq and entry.kind == EventKind.MESSAGE and entry.message_id is not None:
-            newest[entry.conversation_id] = max(
-                newest.get(entry.conversation_id, 0), entry.message_id
-            )
+    newest = store.newest_message_ids(user_id, after_seq=previous_seq, upto_seq=seq)
     if newest:
         _record_delivery(user_id, newest)
 

@@ -174,6 +174,24 @@ class MessageStore(abc.ABC):
         """How many messages (tombstones excluded) have ``id > after_id``, optionally
         not sent by ``not_from``."""
 
+    def newest_message_ids(self, user_id: int, *, after_seq: int, upto_seq: int) -> dict[int, int]:
+        """Conversation id -> highest message id among the user's ``message.new`` entries
+        with ``after_seq < seq <= upto_seq`` (what a device acknowledging that range got)."""
+        newest: dict[int, int] = {}
+        after = after_seq
+        while after < upto_seq:
+            entries = self.read_sync(user_id, after_seq=after, limit=min(upto_seq - after, 1000))
+            if not entries:
+                break
+            for entry in entries:
+                if entry.seq > upto_seq:
+                    break
+                if entry.kind == EventKind.MESSAGE and entry.message_id is not None:
+                    conversation = entry.conversation_id
+                    newest[conversation] = max(newest.get(conversation, 0), entry.message_id)
+            after = entries[-1].seq
+        return newest
+
     @abc.abstractmethod
     def read_sync(self, user_id: int, *, after_seq: int, limit: int) -> list[SyncEntry]:
         """The user's sync entries with ``seq > after_seq``, ascending, at most ``limit``."""

@@ -501,6 +501,23 @@ def test_read_sync_returns_entries_after_seq_in_order_up_to_limit(
     assert store.read_sync(DAVE, after_seq=0, limit=100) == []
 
 
+def test_newest_message_ids_per_conversation_within_a_seq_range(
+    store: MessageStore, make_message: MakeMessage
+) -> None:
+    first = send(store, make_message, recipients=(ALICE, BOB))  # BOB seq 1
+    store.append_events([NewEvent(user_id=BOB, kind=EventKind.READ, conversation_id=CONVERSATION)])
+    second = send(store, make_message, recipients=(ALICE, BOB))  # BOB seq 3
+    other = send(store, make_message, recipients=(BOB, CAROL), conversation_id=7002)  # seq 4
+    send(store, make_message, recipients=(ALICE, BOB))  # BOB seq 5, outside the range below
+
+    assert store.newest_message_ids(BOB, after_seq=0, upto_seq=4) == {
+        CONVERSATION: second.id,
+        7002: other.id,
+    }
+    assert store.newest_message_ids(BOB, after_seq=0, upto_seq=2) == {CONVERSATION: first.id}
+    assert store.newest_message_ids(BOB, after_seq=5, upto_seq=9) == {}
+
+
 def test_last_seq_is_the_highest_assigned_sequence_number(
     store: MessageStore, make_message: MakeMessage
 ) -> None:
