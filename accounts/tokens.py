@@ -25,13 +25,39 @@ def new_token() -> str:
 
 def device_for_token(raw: str) -> Device | None:
     """The usable device holding ``raw``; None if unknown, revoked, expired or its user inactive."""
-    if not raw.startswith(TOKEN_PREFIX) or len(raw) > 100:
-        return None
-    device = Device.objects.select_related("user").filter(token_hash=hash_token(raw)).first()
-    if device is None or not device.is_usable:
-        return None
-    touch(device)
-    return device
+    return devices_for_tokens([raw])[0]
+
+
+def devices_for_tokens(raws: list[str]) -> list[Device | None]:
+    """``device_for_token`` for many tokens in one query (a storm of reconnecting sockets)."""
+    hashes = {
+        raw: hash_token(raw) for raw in raws if raw.startswith(TOKEN_PREFIX) and len(raw) <= 100
+    }
+    found = (
+        {
+            device.token_hash: device
+            for device in Device.objects.select_related("user").filter(
+                token_hash__in=set(hashes.values())
+            )
+        }
+        if hashes
+        else {}
+    )
+    now = timezone.now()
+    stale: set[int] = set()
+    devices: list[Device | None] = []
+    for raw in raws:
+        device = found.get(hashes.get(raw, ""))
+        if device is None or not device.is_usable:
+            devices.append(None)
+            continue
+        if now - device.last_used_at > LAST_USED_GRANULARITY:
+            stale.add(device.pk)
+            device.last_used_at = now
+        devices.append(device)
+    if stale:
+        Device.objects.filter(pk__in=stale).update(last_used_at=now)
+    return devices
 
 
 def touch(device: Device) -> None:

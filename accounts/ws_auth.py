@@ -24,9 +24,11 @@ from django.http.request import validate_host
 from django.utils.crypto import constant_time_compare
 from django.utils.module_loading import import_string
 
+from chatproject.coalesce import PerLoop
+
 from .authentication import SESSION_DEVICE_KEY
 from .models import Device, User
-from .tokens import device_for_token, touch
+from .tokens import devices_for_tokens, touch
 
 Scope = dict[str, Any]
 
@@ -89,24 +91,26 @@ def _authenticate_session(headers: dict[bytes, bytes], origin: bytes | None) -> 
     return device.user, device, None
 
 
-def _authenticate_scope(scope: Scope) -> Auth:
+# A reconnect storm resolves its tokens in a few queries instead of one per socket.
+_device_for_token_coalesced: PerLoop[str, Device | None] = PerLoop(
+    devices_for_tokens, max_batch=500
+)
+
+
+async def authenticate_scope(scope: Scope) -> Auth:
+    """Return (user, device, refusal reason)."""
     headers = _headers(scope)
     origin = headers.get(b"origin")
     if origin is not None and not _origin_allowed(origin):
         return None, None, "origin_not_allowed"
     token = _token_from(scope, headers)
     if token is None:
-        return _authenticate_session(headers, origin)
-    device = device_for_token(token)
+        result: Auth = await database_sync_to_async(_authenticate_session)(headers, origin)
+        return result
+    device = await _device_for_token_coalesced(token)
     if device is None:
         return None, None, "invalid_token"
     return device.user, device, None
-
-
-async def authenticate_scope(scope: Scope) -> Auth:
-    """Return (user, device, refusal reason)."""
-    result: Auth = await database_sync_to_async(_authenticate_scope)(scope)
-    return result
 
 
 class WebSocketAuthMiddleware:

@@ -28,12 +28,12 @@ from django.conf import settings
 
 from accounts.models import Device, User
 from chat import protocol, realtime
-from chat.send_batcher import get_send_batcher
+from chat.send_batcher import send_coalesced
 from chat.services import messages as message_service
 from chat.services import sync as sync_service
 from chat.services.messages import SendRequest
 from chat.services.payloads import iso, message_payload
-from chat.store import get_message_store
+from chatproject.coalesce import PerLoop
 from chatproject.errors import RateLimited, ServiceError
 from notifications import services as push_services
 from presence.session import PresenceSession
@@ -50,6 +50,12 @@ ACK_FLUSH_SECONDS = 1.0
 FRAME_RATE_PER_SECOND = 30.0
 FRAME_BURST = 60.0
 ABUSE_CLOSE_AFTER = 50
+
+
+# A reconnect storm reads its hello states in two queries per batch, not two per socket.
+_hello_state_coalesced: PerLoop[tuple[int, int], tuple[int, int]] = PerLoop(
+    sync_service.hello_states, max_batch=500
+)
 
 
 async def _in_thread(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -124,7 +130,7 @@ class ChatConsumer(AsyncConsumer):  # type: ignore[misc]
             return
         self.user_id = user.pk
         self.device_id = device.pk
-        last_seq, delivered = await _in_thread(self._hello_state)
+        last_seq, delivered = await _hello_state_coalesced((self.user_id, self.device_id))
         self._acked = self._acked_flushed = delivered
         hello: protocol.HelloFrame = {
             "type": "hello",
@@ -145,11 +151,6 @@ class ChatConsumer(AsyncConsumer):  # type: ignore[misc]
         # between is in the sync queue, which the client reads next.
         await realtime.get_hub().register(self)
         await self._presence.start()
-
-    def _hello_state(self) -> tuple[int, int]:
-        return get_message_store().last_seq(self.user_id), sync_service.delivered_seq(
-            self.device_id
-        )
 
     async def _on_disconnect(self) -> None:
         self._closed = True
@@ -369,7 +370,7 @@ class ChatConsumer(AsyncConsumer):  # type: ignore[misc]
             await self._presence.typing(frame.conversation_id)
 
     async def _handle_send(self, frame: protocol.SendFrame) -> None:
-        result = await get_send_batcher().send(
+        result = await send_coalesced(
             SendRequest(
                 sender_id=self.user_id,
                 device_id=self.device_id,

@@ -63,6 +63,18 @@ def sync_page(user_id: int, *, after_seq: int, limit: int) -> SyncPage:
     return SyncPage(events=render_events(entries), last_seq=last_seq, has_more=has_more)
 
 
+def hello_states(devices: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """For each (user id, device id): the user's last seq and the device's delivered
+    cursor, what ``hello`` tells a connecting device; two queries for any number."""
+    last = get_message_store().last_seqs(user_id for user_id, _ in devices)
+    delivered = dict(
+        DeviceSyncState.objects.filter(device_id__in={d for _, d in devices}).values_list(
+            "device_id", "delivered_seq"
+        )
+    )
+    return [(last[user_id], delivered.get(device_id, 0)) for user_id, device_id in devices]
+
+
 def delivered_seq(device_id: int) -> int:
     state = DeviceSyncState.objects.filter(device_id=device_id).only("delivered_seq").first()
     return state.delivered_seq if state else 0

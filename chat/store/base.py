@@ -174,6 +174,10 @@ class MessageStore(abc.ABC):
         """How many messages (tombstones excluded) have ``id > after_id``, optionally
         not sent by ``not_from``."""
 
+    def last_seqs(self, user_ids: Iterable[int]) -> dict[int, int]:
+        """``last_seq`` of several users (0 for those with no entry yet)."""
+        return {user_id: self.last_seq(user_id) for user_id in set(user_ids)}
+
     def newest_message_ids(self, user_id: int, *, after_seq: int, upto_seq: int) -> dict[int, int]:
         """Conversation id -> highest message id among the user's ``message.new`` entries
         with ``after_seq < seq <= upto_seq`` (what a device acknowledging that range got)."""

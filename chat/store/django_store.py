@@ -367,6 +367,15 @@ class DjangoMessageStore(MessageStore):
         )
         return dict(rows)
 
+    def last_seqs(self, user_ids: Iterable[int]) -> dict[int, int]:
+        wanted = set(user_ids)
+        found = dict(
+            SyncCounter.objects.using(self.using)
+            .filter(user_id__in=wanted)
+            .values_list("user_id", "last_seq")
+        )
+        return {user_id: found.get(user_id, 0) for user_id in wanted}
+
     def last_seq(self, user_id: int) -> int:
         last = (
             SyncCounter.objects.using(self.using)

@@ -1,0 +1,95 @@
+"""Coalescing the database work of many sockets into one worker-thread call.
+
+Each WebSocket that connects, or sends, needs a little database work. Done per socket, a
+storm of them costs a thread hop and a few round trips each, and the threads then queue
+for the database and the GIL. A ``Coalescer`` wraps a batch function
+(``list of inputs -> list of outcomes``): callers await one input each; while a batch is
+in a worker thread, new inputs queue up, and the next batch takes all of them. Nothing
+waits for a timer: an idle server runs a lone input at once, and under load the batches
+grow by themselves. One batch runs at a time per event loop, so inputs are handled in
+the order they arrived.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections.abc import Callable, Sequence
+from typing import Generic, TypeVar
+
+from channels.db import database_sync_to_async
+
+In = TypeVar("In")
+Out = TypeVar("Out")
+
+
+class Coalescer(Generic[In, Out]):
+    """``await coalescer(item)`` returns ``batch_function([..., item, ...])[its index]``, or
+    raises it when that outcome is an exception."""
+
+    def __init__(
+        self,
+        batch_function: Callable[[list[In]], Sequence[Out | BaseException]],
+        *,
+        max_batch: int,
+    ) -> None:
+        self.batch_function = batch_function
+        self.max_batch = max_batch
+        self._queue: list[tuple[In, asyncio.Future[Out]]] = []
+        self._worker: asyncio.Task[None] | None = None
+
+    async def __call__(self, item: In) -> Out:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Out] = loop.create_future()
+        self._queue.append((item, future))
+        if self._worker is None or self._worker.done():
+            # The reference is kept on self: a collected task would strand its waiters.
+            self._worker = loop.create_task(self._drain(), name="coalescer")
+        return await future
+
+    async def _drain(self) -> None:
+        while self._queue:
+            batch = self._queue[: self.max_batch]
+            del self._queue[: self.max_batch]
+            await self._run(batch)
+
+    async def _run(self, batch: list[tuple[In, asyncio.Future[Out]]]) -> None:
+        run = database_sync_to_async(self.batch_function, thread_sensitive=False)
+        try:
+            outcomes = await run([item for item, _ in batch])
+        except Exception as error:  # noqa: BLE001 (every waiter gets the failure)
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(error)
+            return
+        for (_, future), outcome in zip(batch, outcomes, strict=True):
+            if future.done():  # the caller went away (its socket closed) meanwhile
+                continue
+            if isinstance(outcome, BaseException):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)
+
+
+class PerLoop(Generic[In, Out]):
+    """One Coalescer per event loop (a server process has one; tests make many)."""
+
+    def __init__(
+        self,
+        batch_function: Callable[[list[In]], Sequence[Out | BaseException]],
+        *,
+        max_batch: Callable[[], int] | int,
+    ) -> None:
+        self.batch_function = batch_function
+        self.max_batch = max_batch
+        self._by_loop: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, Coalescer[In, Out]
+        ] = weakref.WeakKeyDictionary()
+
+    async def __call__(self, item: In) -> Out:
+        loop = asyncio.get_running_loop()
+        coalescer = self._by_loop.get(loop)
+        if coalescer is None:
+            size = self.max_batch() if callable(self.max_batch) else self.max_batch
+            coalescer = self._by_loop[loop] = Coalescer(self.batch_function, max_batch=size)
+        return await coalescer(item)
