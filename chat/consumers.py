@@ -57,6 +57,12 @@ _hello_state_coalesced: PerLoop[tuple[int, int], tuple[int, int]] = PerLoop(
     sync_service.hello_states, max_batch=500
 )
 
+# Every connected device flushes its acks about once a second; those of all the process's
+# devices are stored together.
+_ack_coalesced: PerLoop[sync_service.Ack, None] = PerLoop(
+    sync_service.acknowledge_many, max_batch=500
+)
+
 
 async def _in_thread(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     # Not thread-sensitive: service calls from many sockets may run in parallel threads.
@@ -431,12 +437,8 @@ class ChatConsumer(AsyncConsumer):  # type: ignore[misc]
         if self._acked > self._acked_flushed:
             previous, self._acked_flushed = self._acked_flushed, self._acked
             try:
-                await _in_thread(
-                    sync_service.acknowledge,
-                    user_id=self.user_id,
-                    device_id=self.device_id,
-                    seq=self._acked,
-                    previous_seq=previous,
+                await _ack_coalesced(
+                    sync_service.Ack(self.user_id, self.device_id, self._acked, previous)
                 )
             except Exception:
                 logger.exception("chat consumer: storing the delivery cursor failed")

@@ -13,14 +13,15 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
+from django.utils import timezone
 
 from chat import realtime
 from chat.models import Conversation, ConversationKind, DeviceSyncState, Membership
 from chat.store import get_message_store
 from chat.store.base import EventKind, NewEvent, SyncEntry
 
-from .conversations import access_conversation, member_ids
+from .conversations import access_conversation, member_ids, member_ids_of
 from .payloads import message_payload
 
 MESSAGE_EVENTS = (EventKind.MESSAGE, EventKind.EDITED, EventKind.DELETED)
@@ -80,43 +81,106 @@ def delivered_seq(device_id: int) -> int:
     return state.delivered_seq if state else 0
 
 
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """A device confirms it processed its queue up to ``seq`` (its last stored cursor was
+    ``previous_seq``)."""
+
+    user_id: int
+    device_id: int
+    seq: int
+    previous_seq: int
+
+
 def acknowledge(*, user_id: int, device_id: int, seq: int, previous_seq: int) -> None:
     """A device confirms it processed everything up to ``seq``: keep its cursor server-side,
     and tell 1:1 senders their messages were delivered."""
-    if seq <= previous_seq:
-        return
-    store = get_message_store()
-    seq = min(seq, store.last_seq(user_id))
-    updated = DeviceSyncState.objects.filter(device_id=device_id, delivered_seq__lt=seq).update(
-        delivered_seq=seq
-    )
-    if not updated:
-        DeviceSyncState.objects.get_or_create(device_id=device_id, defaults={"delivered_seq": seq})
-    newest = store.newest_message_ids(user_id, after_seq=previous_seq, upto_seq=seq)
-    if newest:
-        _record_delivery(user_id, newest)
+    acknowledge_many([Ack(user_id, device_id, seq, previous_seq)])
 
 
-def _record_delivery(user_id: int, newest: dict[int, int]) -> None:
-    direct = set(
-        Conversation.objects.filter(pk__in=newest, kind=ConversationKind.DIRECT).values_list(
-            "pk", flat=True
+def acknowledge_many(acks: list[Ack]) -> list[None]:
+    """``acknowledge`` for the acks of many devices at once: a fixed number of statements
+    (the WebSocket consumers coalesce their ack flushes through this)."""
+    moving = [ack for ack in acks if ack.seq > ack.previous_seq]
+    if moving:
+        store = get_message_store()
+        last = store.last_seqs(ack.user_id for ack in moving)
+        cursors: dict[int, int] = {}
+        ranges: list[tuple[int, int, int]] = []
+        for ack in moving:
+            seq = min(ack.seq, last[ack.user_id])  # never past what exists
+            cursors[ack.device_id] = max(cursors.get(ack.device_id, 0), seq)
+            ranges.append((ack.user_id, ack.previous_seq, seq))
+        with transaction.atomic():
+            _store_cursors(cursors)
+            newest = store.newest_message_ids_many(ranges)
+            if newest:
+                _record_deliveries(newest)
+    return [None] * len(acks)
+
+
+def _store_cursors(cursors: dict[int, int]) -> None:
+    """Move each device's delivered cursor forward (never back), creating it if needed."""
+    table = DeviceSyncState._meta.db_table
+    greatest = "GREATEST" if connection.vendor == "postgresql" else "MAX"
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    rows = ", ".join(["(%s, %s, %s)"] * len(cursors))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (device_id, delivered_seq, updated_at) VALUES {rows} "  # noqa: S608 (constant fragments)
+            f"ON CONFLICT (device_id) DO UPDATE SET delivered_seq = "
+            f"{greatest}({table}.delivered_seq, excluded.delivered_seq), "
+            "updated_at = excluded.updated_at",
+            [
+                value
+                for device_id, seq in sorted(cursors.items())
+                for value in (device_id, seq, now)
+            ],
         )
+
+
+def _record_deliveries(newest: dict[tuple[int, int], int]) -> None:
+    """Move members' delivered markers in 1:1 conversations and tell the other member."""
+    direct = set(
+        Conversation.objects.filter(
+            pk__in={conversation_id for _, conversation_id in newest},
+            kind=ConversationKind.DIRECT,
+        ).values_list("pk", flat=True)
     )
-    for conversation_id in direct:
-        message_id = newest[conversation_id]
-        moved = Membership.objects.filter(
-            conversation_id=conversation_id, user_id=user_id, last_delivered_id__lt=message_id
-        ).update(last_delivered_id=message_id)
-        if moved:
-            others = [u for u in member_ids(conversation_id) if u != user_id]
-            frame = {
+    rows = [
+        (conversation_id, user_id, message_id)
+        for (user_id, conversation_id), message_id in sorted(newest.items())
+        if conversation_id in direct
+    ]
+    if not rows:
+        return
+    table = Membership._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET last_delivered_id = v.column3 "  # noqa: S608 (constant fragments)
+            f"FROM (VALUES {', '.join(['(%s, %s, %s)'] * len(rows))}) AS v "
+            f"WHERE {table}.conversation_id = v.column1 AND {table}.user_id = v.column2 "
+            f"AND {table}.last_delivered_id < v.column3 "
+            f"RETURNING {table}.conversation_id, {table}.user_id, {table}.last_delivered_id",
+            [value for row in rows for value in row],
+        )
+        moved: list[tuple[int, int, int]] = cursor.fetchall()
+    if not moved:
+        return
+    members = member_ids_of(conversation_id for conversation_id, _, _ in moved)
+    receipts = [
+        realtime.Outgoing(
+            [u for u in members.get(conversation_id, []) if u != user_id],
+            {
                 "type": "receipt",
                 "conversation_id": conversation_id,
                 "user_id": user_id,
                 "delivered_id": message_id,
-            }
-            transaction.on_commit(partial(realtime.publish, others, frame))
+            },
+        )
+        for conversation_id, user_id, message_id in moved
+    ]
+    transaction.on_commit(partial(realtime.publish_many, receipts))
 
 
 def mark_read(*, user_id: int, conversation_id: int, message_id: int) -> Membership:

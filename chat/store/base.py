@@ -196,6 +196,19 @@ class MessageStore(abc.ABC):
             after = entries[-1].seq
         return newest
 
+    def newest_message_ids_many(
+        self, ranges: Sequence[tuple[int, int, int]]
+    ) -> dict[tuple[int, int], int]:
+        """``newest_message_ids`` for several ``(user_id, after_seq, upto_seq)`` ranges:
+        (user id, conversation id) -> highest message id."""
+        newest: dict[tuple[int, int], int] = {}
+        for user_id, after_seq, upto_seq in ranges:
+            found = self.newest_message_ids(user_id, after_seq=after_seq, upto_seq=upto_seq)
+            for conversation_id, message_id in found.items():
+                key = (user_id, conversation_id)
+                newest[key] = max(newest.get(key, 0), message_id)
+        return newest
+
     @abc.abstractmethod
     def read_sync(self, user_id: int, *, after_seq: int, limit: int) -> list[SyncEntry]:
         """The user's sync entries with ``seq > after_seq``, ascending, at most ``limit``."""

@@ -36,7 +36,7 @@ import orjson
 from django.db import connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.utils import CursorWrapper
-from django.db.models import Field, Max, Model
+from django.db.models import Field, Max, Model, Q
 from django.utils import timezone
 
 from .base import (
@@ -366,6 +366,24 @@ class DjangoMessageStore(MessageStore):
             .values_list("conversation_id", "newest")
         )
         return dict(rows)
+
+    def newest_message_ids_many(
+        self, ranges: Sequence[tuple[int, int, int]]
+    ) -> dict[tuple[int, int], int]:
+        if not ranges:
+            return {}
+        # One statement: an index range scan per (user, seq range), aggregated in the database.
+        wanted = Q()
+        for user_id, after_seq, upto_seq in ranges:
+            wanted |= Q(user_id=user_id, seq__gt=after_seq, seq__lte=upto_seq)
+        rows = (
+            SyncEntryRecord.objects.using(self.using)
+            .filter(wanted, kind=EventKind.MESSAGE, message_id__isnull=False)
+            .values("user_id", "conversation_id")
+            .annotate(newest=Max("message_id"))
+            .values_list("user_id", "conversation_id", "newest")
+        )
+        return {(user_id, conversation_id): newest for user_id, conversation_id, newest in rows}
 
     def last_seqs(self, user_ids: Iterable[int]) -> dict[int, int]:
         wanted = set(user_ids)

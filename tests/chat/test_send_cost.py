@@ -147,3 +147,47 @@ def test_a_batch_answers_each_send_on_its_own(
     assert sent[-1].message.id == sent[1].message.id
     history = messages.history_page(bob.pk, conversation.pk, before=None, after=None, limit=10)
     assert [m.text for m in reversed(history)] == ["first", "reply", "second", "third"]
+
+
+def test_acks_of_many_devices_cost_the_queries_of_one_and_move_every_cursor(
+    make_user: Callable[..., User],
+) -> None:
+    from accounts import services as account_services
+    from chat.models import DeviceSyncState, Membership
+    from chat.services import sync
+
+    sender = make_user()
+    readers = [make_user() for _ in range(30)]
+    devices = [
+        account_services.issue_device_token(r, device_name="phone", platform="ios").device.pk
+        for r in readers
+    ]
+    chats = [conversations.get_or_create_direct(sender, r.pk)[0] for r in readers]
+    sent = [
+        messages.send_message(
+            sender_id=sender.pk, conversation_id=c.pk, client_msg_id=f"c{c.pk}", text="hi"
+        )
+        for c in chats
+    ]
+    last_seqs = sync.hello_states([(r.pk, d) for r, d in zip(readers, devices, strict=True)])
+
+    def ack_cost(acks: list[sync.Ack]) -> int:
+        with CaptureQueriesContext(connection) as queries:
+            sync.acknowledge_many(acks)
+        return len(queries)
+
+    one = ack_cost([sync.Ack(readers[0].pk, devices[0], last_seqs[0][0], 0)])
+    many = ack_cost(
+        [
+            sync.Ack(r.pk, d, seq, 0)
+            for r, d, (seq, _) in zip(readers[1:], devices[1:], last_seqs[1:], strict=True)
+        ]
+    )
+
+    assert many == one
+    cursors = dict(DeviceSyncState.objects.values_list("device_id", "delivered_seq"))
+    assert [cursors[d] for d in devices] == [seq for seq, _ in last_seqs]
+    delivered = dict(
+        Membership.objects.filter(user__in=readers).values_list("user_id", "last_delivered_id")
+    )
+    assert [delivered[r.pk] for r in readers] == [s.message.id for s in sent]
