@@ -285,6 +285,13 @@ class ChatConsumer(AsyncConsumer):  # type: ignore[misc]
         except Exception:
             logger.exception("chat consumer: queueing an unacknowledged-device push failed")
 
+    async def resync(self) -> None:
+        """Live events may have been missed (the process's Redis subscription was down):
+        read the sync queue after the cursor. Before the device is live, its own sync
+        requests will read it anyway."""
+        if self._live and not self._catching_up and not self._closed:
+            await self._catch_up()
+
     def _gap_timeout(self) -> None:
         self._gap_timer = None
         if self._pending and not self._closed and not self._catching_up:

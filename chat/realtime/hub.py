@@ -38,6 +38,8 @@ class LiveConnection(Protocol):
 
     async def deliver(self, seq: int | None, frame: bytes) -> None: ...
 
+    async def resync(self) -> None: ...
+
     async def close_revoked(self) -> None: ...
 
 
@@ -50,6 +52,7 @@ class Hub:
         self._start_lock = asyncio.Lock()
         self._redis: Redis | None = None
         self._reader: asyncio.Task[None] | None = None
+        self._resyncs: set[asyncio.Task[None]] = set()
 
     # --- lifecycle -------------------------------------------------------------------------
     async def ensure_started(self) -> None:
@@ -78,6 +81,7 @@ class Hub:
                 health_check_interval=15,
                 max_connections=64,
                 timeout=10,
+                client_name=f"chat-hub:{self.process_id}",  # for CLIENT LIST / CLIENT KILL
             )
             client = aioredis.Redis(connection_pool=pool)
             self._redis = client
@@ -86,6 +90,10 @@ class Hub:
                 await pubsub.subscribe(channel)
                 # Routes announced before a reconnect may have been dropped as dead meanwhile.
                 await self._announce_all_routes(client)
+                if ready.is_set():
+                    # Events published while the subscription was down never reached this
+                    # process; they are in the sync queues, so every socket catches up.
+                    self._resync_all()
                 ready.set()
                 async for message in pubsub.listen():
                     data = message.get("data")
@@ -107,6 +115,13 @@ class Hub:
         for user_id in users:
             pipe.sadd(user_route_key(user_id), self.process_id)
         await pipe.execute()
+
+    def _resync_all(self) -> None:
+        for peers in list(self._by_user.values()):
+            for connection in list(peers):
+                task = asyncio.create_task(connection.resync())
+                self._resyncs.add(task)  # a reference until done: unreferenced tasks may vanish
+                task.add_done_callback(self._resyncs.discard)
 
     async def stop(self) -> None:
         if self._reader is not None:

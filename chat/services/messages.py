@@ -31,6 +31,7 @@ from chat.models import Conversation, Membership
 from chat.store import get_message_store
 from chat.store.base import BatchHasRetry, EventKind, NewMessage, PutResult, StoredMessage
 from chatproject.errors import Forbidden, NotFound, ServiceError
+from notifications import services as push_services
 
 from .conversations import UnknownConversation, access_conversation, member_ids, member_ids_of
 from .payloads import message_payload
@@ -269,8 +270,6 @@ def _publish_new(new: Sequence[tuple[_Accepted, PutResult]]) -> None:
 
 def _after_publish(result: PutResult, request: SendRequest, offline_user_ids: list[int]) -> None:
     """A new message reached its live recipients; ``offline_user_ids`` have no connection."""
-    from notifications import services as push_services  # one-way: notifications uses chat
-
     push_services.message_stored(result.message, result.seqs, offline_user_ids)
 
 

@@ -20,6 +20,7 @@ from chat import realtime
 from chat.models import Conversation, ConversationKind, DeviceSyncState, Membership
 from chat.store import get_message_store
 from chat.store.base import EventKind, NewEvent, SyncEntry
+from notifications import services as push_services
 
 from .conversations import access_conversation, member_ids, member_ids_of
 from .payloads import message_payload
@@ -226,8 +227,6 @@ def mark_read(*, user_id: int, conversation_id: int, message_id: int) -> Members
         transaction.on_commit(lambda: realtime.publish([user_id], own_frame, seqs=seqs))
         transaction.on_commit(lambda: realtime.publish(others, receipt))
         # The user's other devices drop this conversation's notification and badge.
-        from notifications import services as push_services  # one-way: notifications uses chat
-
         transaction.on_commit(
             partial(
                 push_services.conversation_read,
