@@ -50,6 +50,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     run.add_argument("--history-reads", type=int)
     run.add_argument("--heartbeat-connections", type=int)
     run.add_argument("--heartbeat-rates", help="offered pings/s, comma-separated")
+    run.add_argument(
+        "--ack-seconds", type=float, help="client ack interval (0: no acks); default 1"
+    )
+    run.add_argument(
+        "--profile", action="store_true", help="py-spy the chat server during rate steps"
+    )
     run.add_argument("--first-port", type=int, default=18100)
     run.add_argument("--out", type=Path, default=RESULTS)
     return parser.parse_args(argv)
@@ -77,6 +83,8 @@ def build_options(args: argparse.Namespace) -> Options:
         history_reads=args.history_reads,
         heartbeat_connections=args.heartbeat_connections,
         heartbeat_rates=_floats(args.heartbeat_rates),
+        profile=args.profile or None,
+        ack_seconds=args.ack_seconds,
     )
 
 
@@ -102,6 +110,9 @@ def run_workload(workload: str, options: Options) -> list[Result]:
         )
         try:
             results.append(WORKLOADS[workload](target, options))
+        except Exception:
+            print(target.log_tail(), file=sys.stderr)
+            raise
         finally:
             target.stop()
     return results

@@ -114,8 +114,8 @@ def read_pages_http(
 def database_writes_probe(target: Target) -> Callable[[], int | str]:
     """Start counting database writes; the returned function stops and returns the count.
 
-    PostgreSQL: inserted + updated + deleted rows of the benchmark database
-    (``pg_stat_database``), read after the statistics settle. SQLite: whether the
+    PostgreSQL: inserted + updated + deleted rows per table of the benchmark database
+    (``pg_stat_user_tables``), read after the statistics settle. SQLite: whether the
     database or its WAL file changed at all.
     """
     if target.kind == "relay":
@@ -124,23 +124,40 @@ def database_writes_probe(target: Target) -> Callable[[], int | str]:
     if url:
         import psycopg
 
-        query = (
-            "SELECT tup_inserted + tup_updated + tup_deleted FROM pg_stat_database "
-            "WHERE datname = current_database()"
-        )
+        # Per table, so that a report can say what wrote.
+        query = "SELECT relname, n_tup_ins + n_tup_upd + n_tup_del FROM pg_stat_user_tables"
 
-        def read() -> int:
+        def read() -> dict[str, int]:
             with psycopg.connect(url) as conn:
-                row = conn.execute(query).fetchone()
-            return int(row[0]) if row else 0
+                return {str(name): int(count) for name, count in conn.execute(query)}
 
-        time.sleep(STATS_SETTLE_SECONDS)
-        before = read()
+        def settled() -> dict[str, int]:
+            # Earlier writes (the clients' first acks) may be published late: wait until
+            # the counters stop moving before taking a reading.
+            time.sleep(STATS_SETTLE_SECONDS)
+            current = read()
+            deadline = time.monotonic() + 3 * STATS_SETTLE_SECONDS
+            while time.monotonic() < deadline:
+                time.sleep(2.0)
+                latest = read()
+                if latest == current:
+                    break
+                current = latest
+            return current
+
+        before = settled()
 
         def stop() -> int | str:
             time.sleep(STATS_SETTLE_SECONDS)
-            # Our own two stats queries write nothing.
-            return read() - before
+            changed = {
+                name: count - before.get(name, 0)
+                for name, count in read().items()
+                if count != before.get(name, 0)
+            }
+            if not changed:
+                return 0
+            detail = ", ".join(f"{name} {count}" for name, count in sorted(changed.items()))
+            return f"{sum(changed.values())} ({detail})"
 
         return stop
     data_dir = Path(target.env["DATA_DIR"])

@@ -17,7 +17,7 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from .ledger import Ledger
-from .loadgen_worker import Faults, StepPlan, worker_main
+from .loadgen_worker import ACK_INTERVAL_SECONDS, Faults, StepPlan, worker_main
 from .population import Population
 from .procstat import tree_cpu_seconds
 
@@ -27,7 +27,12 @@ START_DELAY_SECONDS = 0.5
 
 class LoadGenerator:
     def __init__(
-        self, population: Population, *, processes: int, faults: Faults | None = None
+        self,
+        population: Population,
+        *,
+        processes: int,
+        faults: Faults | None = None,
+        ack_seconds: float = ACK_INTERVAL_SECONDS,
     ) -> None:
         self.population = population
         context = multiprocessing.get_context("spawn")
@@ -42,7 +47,7 @@ class LoadGenerator:
             parent, child = context.Pipe()
             process = context.Process(
                 target=worker_main,
-                args=(child, devices, recipients, faults or Faults()),
+                args=(child, devices, recipients, faults or Faults(), ack_seconds),
                 daemon=True,
             )
             process.start()
@@ -185,6 +190,14 @@ class LoadGenerator:
             for code, count in reply["errors"].items():
                 errors[code] = errors.get(code, 0) + count
         return {"latencies": latencies, "ack_latencies": acks, "errors": errors}
+
+    def watch(self) -> int:
+        """Send ``watch`` from every connected device; returns the snapshots received."""
+        return sum(self._all("watch"))
+
+    def presence_events(self) -> list[tuple[int, str | None, float]]:
+        """(user id, status, arrival monotonic time) received since the last call."""
+        return [event for events in self._all("presence") for event in events]
 
     def ledger(self) -> Ledger:
         merged = Ledger()

@@ -20,6 +20,7 @@ import resource
 import time
 from array import array
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
@@ -33,6 +34,9 @@ from .ledger import DeviceStream, Ledger
 from .population import Device
 
 ACK_INTERVAL_SECONDS = 1.0
+# As a real client does, so that the server's presence timeout (60 s) never closes an idle
+# benchmark socket.
+HEARTBEAT_SECONDS = 25.0
 # Beyond this many sockets to one server port the loopback ephemeral ports run out; later
 # devices connect from other loopback source addresses.
 SOCKETS_PER_SOURCE_ADDRESS = 20_000
@@ -66,6 +70,7 @@ class DeviceClient:
     live: asyncio.Event = field(default_factory=asyncio.Event)
     acked_seq: int = 0
     sent_count: int = 0
+    last_frame_at: float = 0.0
 
 
 class Worker:
@@ -75,8 +80,11 @@ class Worker:
         devices: list[Device],
         recipients: dict[int, int],
         faults: Faults,
+        ack_seconds: float,
     ) -> None:
         self.pipe = pipe
+        # 0: never acknowledge (to measure what acknowledgements cost the server)
+        self.ack_seconds = ack_seconds
         self.clients = {device.index: DeviceClient(device) for device in devices}
         self.recipients = recipients
         self.faults = faults
@@ -89,6 +97,11 @@ class Worker:
         self.acks = 0
         self.delivered = 0
         self.pongs = 0
+        self.snapshots = 0
+        self.snapshots_wanted = 0
+        self.snapshots_done = asyncio.Event()
+        # (user id, status, arrival time) of every presence event received
+        self.presence: list[tuple[int, str | None, float]] = []
         # Frames being written (not awaited by the schedule); kept so they are not collected.
         self.sending: set[asyncio.Task[None]] = set()
 
@@ -102,9 +115,16 @@ class Worker:
         elif kind == "sent":
             self._on_sent(client, frame, now)
         elif kind == "pong":
-            self.pongs += 1
-            step, due = _parse_ref(frame.get("ref"))
-            self.ack_latencies.setdefault(step, array("d")).append((now - due) / 1e6)
+            if frame.get("ref") != "hb":
+                self.pongs += 1
+                step, due = _parse_ref(frame.get("ref"))
+                self.ack_latencies.setdefault(step, array("d")).append((now - due) / 1e6)
+        elif kind == "presence":
+            self.presence.append((int(frame["user_id"]), frame.get("status"), now / 1e9))
+        elif kind == "presence.snapshot":
+            self.snapshots += 1
+            if self.snapshots >= self.snapshots_wanted:
+                self.snapshots_done.set()
         elif kind == "sync.page":
             self._on_sync_page(client, frame)
         elif kind == "error":
@@ -163,6 +183,7 @@ class Worker:
 
     def _send_soon(self, client: DeviceClient, frame: dict[str, Any]) -> None:
         if client.ws is not None:
+            client.last_frame_at = time.monotonic()
             task = asyncio.get_running_loop().create_task(
                 _send(client.ws, orjson.dumps(frame).decode())
             )
@@ -224,6 +245,7 @@ class Worker:
             raise ConnectionError(f"refused: {hello.get('code')}")
         hello_at.append(time.monotonic())
         client.ws = ws
+        client.last_frame_at = time.monotonic()
         client.live.clear()
         client.reader = asyncio.get_running_loop().create_task(self._read(client, ws))
         if sync:
@@ -279,6 +301,7 @@ class Worker:
             ws = client.ws
             if ws is None:
                 continue
+            client.last_frame_at = now
             ref = f"{plan.step}:{int(due * 1e9)}"
             if plan.kind == "send":
                 client.sent_count += 1
@@ -327,13 +350,35 @@ class Worker:
         return self.ledger
 
     async def ack_forever(self) -> None:
-        """Acknowledge like a real client: at most once a second per device, when it moved."""
+        """Acknowledge like a real client: at most once a second per device, when it moved;
+        and ping when nothing else was sent for ``HEARTBEAT_SECONDS``."""
         while True:
-            await asyncio.sleep(ACK_INTERVAL_SECONDS)
+            await asyncio.sleep(self.ack_seconds or ACK_INTERVAL_SECONDS)
+            quiet_since = time.monotonic() - HEARTBEAT_SECONDS
             for client in self.clients.values():
-                if client.ws is not None and client.stream.cursor > client.acked_seq:
+                if client.ws is None:
+                    continue
+                if self.ack_seconds and client.stream.cursor > client.acked_seq:
                     client.acked_seq = client.stream.cursor
                     self._send_soon(client, {"type": "ack", "seq": client.acked_seq})
+                elif client.last_frame_at < quiet_since:
+                    self._send_soon(client, {"type": "ping", "ref": "hb"})
+
+    async def watch(self) -> Any:
+        """Subscribe every connected device to presence; wait for their snapshots."""
+        clients = [client for client in self.clients.values() if client.ws is not None]
+        self.snapshots = 0
+        self.snapshots_wanted = len(clients)
+        self.snapshots_done.clear()
+        for client in clients:
+            self._send_soon(client, {"type": "watch"})
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.snapshots_done.wait(), 30)
+        return self.snapshots
+
+    def take_presence(self) -> list[tuple[int, str | None, float]]:
+        events, self.presence = self.presence, []
+        return events
 
     async def serve(self) -> None:
         loop = asyncio.get_running_loop()
@@ -353,19 +398,26 @@ class Worker:
             acker.cancel()
 
     async def _dispatch(self, name: str, argument: Any) -> Any:
-        if name == "connect":
-            return await self.connect(*argument)
-        if name == "close":
-            return await self.close(argument)
-        if name == "run":
-            return await self.run(argument)
-        if name == "progress":
-            return self.progress()
-        if name == "step_stats":
-            return self.step_stats(argument)
-        if name == "ledger":
-            return self.ledger_state()
-        raise ValueError(f"unknown command {name}")
+        commands: dict[str, Callable[[Any], Awaitable[Any]]] = {
+            "connect": lambda arg: self.connect(*arg),
+            "close": self.close,
+            "run": self.run,
+            "watch": lambda _: self.watch(),
+            "progress": _now(lambda _: self.progress()),
+            "step_stats": _now(self.step_stats),
+            "ledger": _now(lambda _: self.ledger_state()),
+            "presence": _now(lambda _: self.take_presence()),
+        }
+        return await commands[name](argument)
+
+
+def _now(function: Callable[[Any], Any]) -> Callable[[Any], Awaitable[Any]]:
+    """A synchronous command as a coroutine function."""
+
+    async def run(argument: Any) -> Any:
+        return function(argument)
+
+    return run
 
 
 async def _send(ws: ClientConnection, data: str) -> None:
@@ -386,8 +438,12 @@ def _raise_fd_limit() -> None:
 
 
 def worker_main(
-    pipe: Connection, devices: list[Device], recipients: dict[int, int], faults: Faults
+    pipe: Connection,
+    devices: list[Device],
+    recipients: dict[int, int],
+    faults: Faults,
+    ack_seconds: float,
 ) -> None:
     """Entry point of a load generator process (spawned by ``bench.loadgen``)."""
     _raise_fd_limit()
-    uvloop.run(Worker(pipe, devices, recipients, faults).serve())
+    uvloop.run(Worker(pipe, devices, recipients, faults, ack_seconds).serve())

@@ -42,6 +42,10 @@ class Options:
     # heartbeats
     heartbeat_connections: int = 400
     heartbeat_rates: list[float] = field(default_factory=lambda: [1000, 2000, 4000, 8000])
+    # Clients acknowledge every this many seconds (0: never; shows what acks cost).
+    ack_seconds: float = 1.0
+    # Sample the chat server with py-spy during every rate step (costs some CPU).
+    profile: bool = False
     faults: Faults = field(default_factory=Faults)
 
 

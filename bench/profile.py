@@ -57,7 +57,6 @@ def start(pids: list[int], *, seconds: float, folder: Path) -> list[subprocess.P
                 "record",
                 "--nonblocking",
                 "--subprocesses",
-                "--idle",
                 "--format",
                 "raw",
                 "--duration",
@@ -93,7 +92,7 @@ def summarise(folder: Path, *, top: int = 15) -> str:
     """Markdown: busy share, layers (inclusive) and top self-time functions."""
     self_time: Counter[str] = Counter()
     layers: Counter[str] = Counter()
-    total = idle = 0
+    total = 0
     for path in sorted(folder.glob("profile-*.txt")):
         for line in path.read_text().splitlines():
             stack, _, count_text = line.rpartition(" ")
@@ -102,19 +101,15 @@ def summarise(folder: Path, *, top: int = 15) -> str:
             count = int(count_text)
             frames = stack.split(";")
             total += count
-            leaf = frames[-1]
-            # Threads waiting for work or for the network are idle, not CPU.
-            if any(word in leaf for word in ("select", "poll", "wait (threading", "_wait_for")):
-                idle += count
-                continue
-            self_time[leaf] += count
+            self_time[frames[-1]] += count
             for layer in {_layer(frame) for frame in frames} - {None}:
                 layers[str(layer)] += count
     if total == 0:
         return "_no profile samples (is py-spy installed and allowed to ptrace?)_"
-    busy = total - idle
+    # py-spy records only threads that are running (not waiting on a lock or the network).
+    busy = total
     lines = [
-        f"{total:,} samples, {100 * busy / total:.0f}% not waiting.",
+        f"{total:,} samples of running threads (100 per second per running thread).",
         "",
         "| layer (inclusive) | share of busy samples |",
         "| --- | --- |",

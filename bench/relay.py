@@ -34,6 +34,9 @@ class Relay:
             lambda: deque(maxlen=RETAINED_EVENTS)
         )
         self.next_message_id = 1
+        # Presence: direct-conversation partners see each other's transitions.
+        self.partners: defaultdict[int, set[int]] = defaultdict(set)
+        self.watchers: set[ServerConnection] = set()
 
     def _append(self, user_id: int, frame: bytes) -> tuple[int, bytes]:
         seq = self.last_seq[user_id] + 1
@@ -48,6 +51,8 @@ class Relay:
         user_id = int(auth[-1]) if auth and auth[-1].isdigit() else 0
         await ws.send(orjson.dumps({"type": "hello", "user_id": user_id}).decode())
         self.sockets[user_id].add(ws)
+        if len(self.sockets[user_id]) == 1:
+            self._transition(user_id, "online")
         try:
             async for raw in ws:
                 frame: dict[str, Any] = orjson.loads(raw)
@@ -65,11 +70,39 @@ class Relay:
                 elif kind == "bench.conversations":
                     for key, members in frame["conversations"].items():
                         self.conversations[int(key)] = list(members)
+                        if len(members) == 2:
+                            self.partners[members[0]].add(members[1])
+                            self.partners[members[1]].add(members[0])
                     await ws.send(orjson.dumps({"type": "ok"}).decode())
+                elif kind == "watch":
+                    self.watchers.add(ws)
+                    users = [
+                        {"user_id": p, "status": "online" if self.sockets.get(p) else "offline"}
+                        for p in self.partners.get(user_id, ())
+                    ]
+                    await ws.send(
+                        orjson.dumps({"type": "presence.snapshot", "users": users}).decode()
+                    )
                 elif kind == "ping":
                     await ws.send(orjson.dumps({"type": "pong", "ref": frame.get("ref")}).decode())
         finally:
             self.sockets[user_id].discard(ws)
+            self.watchers.discard(ws)
+            if not self.sockets[user_id]:
+                self._transition(user_id, "offline")
+
+    def _transition(self, user_id: int, status: str) -> None:
+        event = orjson.dumps(
+            {
+                "type": "presence",
+                "user_id": user_id,
+                "status": status,
+                "last_active_at": time.time(),
+            }
+        ).decode()
+        for partner in self.partners.get(user_id, ()):
+            watching = [s for s in self.sockets.get(partner, ()) if s in self.watchers]
+            broadcast(watching, event)
 
     def _send(self, ws: ServerConnection, user_id: int, frame: dict[str, Any]) -> None:
         message_id = self.next_message_id

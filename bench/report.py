@@ -23,11 +23,13 @@ from .workloads import Result
 HEADLINES: dict[str, list[tuple[str, str, bool]]] = {
     "1:1": [
         ("max_sustained_rate", "max sustained msgs/s (p99 <= 100 ms, no loss)", True),
+        ("server_cpu_ms_per_msg", "server CPU ms per message (median of steps)", False),
         ("lost", "lost deliveries", False),
         ("duplicates", "duplicates", False),
     ],
     "group": [
         ("max_sustained_deliveries_per_s", "max deliveries/s (p99 <= 250 ms, no loss)", True),
+        ("server_cpu_ms_per_msg", "server CPU ms per sent message (median of steps)", False),
         ("lost", "lost deliveries", False),
         ("duplicates", "duplicates", False),
     ],
@@ -48,6 +50,9 @@ HEADLINES: dict[str, list[tuple[str, str, bool]]] = {
     "heartbeats": [
         ("per_process", "max heartbeats/s per process (p99 <= 100 ms)", True),
         ("database_writes_during_heartbeats", "database rows written", False),
+        ("offline_fanout_p99_ms", "presence offline fan-out p99 ms (all at once)", False),
+        ("online_fanout_p99_ms", "presence online fan-out p99 ms (all at once)", False),
+        ("presence_events_missing", "presence events missing", False),
     ],
 }
 
@@ -107,12 +112,18 @@ def fastest(results: list[Result]) -> str | None:
 
 
 def rows_table(result: Result) -> str:
+    """One Markdown table per run of rows with the same columns."""
     if not result.rows:
         return "_no rows_"
-    columns = [c for c in result.rows[0] if c not in ("step",)]
-    lines = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
-    lines.extend("| " + " | ".join(_fmt(row.get(c)) for c in columns) + " |" for row in result.rows)
-    return "\n".join(lines)
+    tables: list[str] = []
+    columns: list[str] = []
+    for row in result.rows:
+        row_columns = [c for c in row if c != "step"]
+        if row_columns != columns:
+            columns = row_columns
+            tables += ["", "| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
+        tables.append("| " + " | ".join(_fmt(row.get(c)) for c in columns) + " |")
+    return "\n".join(tables).strip()
 
 
 def plot_sweeps(results: list[Result], folder: Path, workload: str) -> list[str]:
@@ -129,21 +140,30 @@ def plot_sweeps(results: list[Result], folder: Path, workload: str) -> list[str]
     figure, (latency_axes, rate_axes) = plt.subplots(1, 2, figsize=(13, 5))
     for result in sweeps:
         rows = sorted(
-            (r for r in result.rows if not r.get("at_70_percent")), key=lambda r: r["offered"]
+            (r for r in result.rows if "offered" in r and not r.get("at_70_percent")),
+            key=lambda r: r["offered"],
         )
         offered = [r["offered"] for r in rows]
-        latency_axes.plot(
+        (line,) = latency_axes.plot(
             offered, [r["p99"] for r in rows], marker="o", label=f"{result.target} p99"
         )
+        # One colour per target: solid p99, dashed p50.
         latency_axes.plot(
             offered,
             [r["p50"] for r in rows],
             marker=".",
             linestyle="--",
+            color=line.get_color(),
             label=f"{result.target} p50",
         )
         rate_key = "delivered_per_s" if "delivered_per_s" in rows[0] else "handled_per_s"
-        rate_axes.plot(offered, [r[rate_key] for r in rows], marker="o", label=result.target)
+        rate_axes.plot(
+            offered,
+            [r[rate_key] for r in rows],
+            marker="o",
+            color=line.get_color(),
+            label=result.target,
+        )
     unit = "pings/s" if workload == "heartbeats" else "sends/s"
     latency_axes.set(
         xlabel=f"offered {unit}",
@@ -250,6 +270,8 @@ def write(
                 "",
             ]
         lines += [f"Note: {note}" for note in result.notes]
+        for title, summary in result.profiles.items():
+            lines += ["", f"### Server profile, {title}", "", summary]
         lines.append("")
     (folder / "report.md").write_text("\n".join(lines))
     (folder / "results.json").write_text(

@@ -33,8 +33,8 @@ async def _post(client: httpx.AsyncClient, url: str, body: object, token: str = 
         if response.status_code == 429 or response.status_code >= 500:
             await asyncio.sleep(0.5 * (attempt + 1))
             continue
-        raise SetupError(f"POST {url}: {response.status_code} {response.text[:300]}")
-    raise SetupError(f"POST {url}: still failing after retries")
+        break
+    raise SetupError(f"POST {url}: {response.status_code} {response.text[:300]}")
 
 
 async def _sign_up_all(base_urls: Sequence[str], count: int) -> list[tuple[int, str]]:

@@ -67,6 +67,15 @@ class Target:
     def database_url(self) -> str | None:
         return self.env.get("DATABASE_URL")
 
+    def log_tail(self, characters: int = 3000) -> str:
+        """The end of each process's log (why a server failed)."""
+        if self.workdir is None:
+            return ""
+        return "\n".join(
+            f"--- {log.name}\n{log.read_text(errors='replace')[-characters:]}"
+            for log in sorted(self.workdir.glob("*.log"))
+        )
+
     def stop(self) -> None:
         for process in self.processes:
             process.terminate()

@@ -7,13 +7,19 @@ load generator processes (``bench.ledger``).
 
 from __future__ import annotations
 
+import os
+import shutil
+import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from . import history, setup_api
+from . import history, profile, setup_api
 from .ledger import Ledger
 from .loadgen import LoadGenerator
 from .options import Options
@@ -27,6 +33,8 @@ from .targets import Target
 MAX_FRAMES_PER_CONNECTION = 25.0
 ONE_TO_ONE_P99_MS = 100.0
 GROUP_P99_MS = 250.0
+# A generator process busier than this may itself be what limits a step.
+LOADGEN_BUSY_PERCENT = 85.0
 
 
 @dataclass
@@ -36,6 +44,8 @@ class Result:
     rows: list[dict[str, Any]] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    # step label -> Markdown summary of a py-spy profile of the server
+    profiles: dict[str, str] = field(default_factory=dict)
 
 
 def _log(text: str) -> None:
@@ -89,12 +99,19 @@ def _sweep(
     result = Result(workload=workload, target=target.name)
     senders = sum(1 for device in population.devices if device.conversation_id)
     cap = MAX_FRAMES_PER_CONNECTION * senders
-    gen = LoadGenerator(population, processes=options.loadgen_processes, faults=options.faults)
+    gen = LoadGenerator(
+        population,
+        processes=options.loadgen_processes,
+        faults=options.faults,
+        ack_seconds=options.ack_seconds,
+    )
     try:
         _connect_all(gen, options, result)
         planned = [rate for rate in rates if rate <= cap]
+        _warm_up(gen, options, rate=planned[0] / 2 if planned else 1.0)
         extra = options.extra_steps
-        step = 0
+        halvings = 3
+        step = 1
         best: dict[str, Any] | None = None
         while planned or extra > 0:
             if planned:
@@ -107,9 +124,19 @@ def _sweep(
             row = _judged_step(target, gen, options, step=step, rate=rate, limit=p99_limit_ms)
             result.rows.append(row)
             _log(_row_line(row))
+            if row["loadgen_cpu_max"] > LOADGEN_BUSY_PERCENT:
+                result.notes.append(
+                    f"at {rate:,.0f}/s a load generator process used "
+                    f"{row['loadgen_cpu_max']:.0f}% of a core: the generator may be the limit "
+                    "(use more --loadgen-processes)"
+                )
             step += 1
             if row["sustained"]:
                 best = row
+            elif best is None and halvings > 0 and rate / 2 >= 1:
+                # Failing from the first step teaches nothing: look below it instead.
+                halvings -= 1
+                planned = [rate / 2]
             elif overloaded(row, p99_limit_ms=p99_limit_ms) or not planned:
                 break
         if best is not None:
@@ -120,11 +147,17 @@ def _sweep(
             check["at_70_percent"] = True
             result.rows.append(check)
             _log(_row_line(check) + "  (70% of max)")
+        _keep_profiles(result, best)
         ledger = gen.ledger()
         result.summary = {
             **_ledger_summary(ledger),
             "max_sustained_rate": best["offered"] if best else 0.0,
             "max_sustained_deliveries_per_s": best["delivered_per_s"] if best else 0.0,
+            "server_cpu_ms_per_msg": statistics.median(
+                row["server_cpu_ms_per_msg"] for row in result.rows
+            )
+            if result.rows
+            else float("nan"),
             "p99_limit_ms": p99_limit_ms,
             "rate_cap": cap,
             "connections": len(population.devices),
@@ -132,6 +165,31 @@ def _sweep(
     finally:
         gen.shutdown()
     return result
+
+
+WARM_UP_STEP = 0
+
+
+def _warm_up(gen: LoadGenerator, options: Options, *, rate: float) -> None:
+    """A short unrecorded step first: the server's first sends open database connections
+    and fill caches, which would otherwise land in the first step's tail latency.
+    Its messages still go through the loss/duplicate ledger."""
+    gen.run_step(step=WARM_UP_STEP, kind="send", rate=rate, duration=min(2.0, options.step_seconds))
+    gen.drain(timeout=10.0, quiet=options.drain_quiet_seconds)
+    gen.step_stats(WARM_UP_STEP)
+
+
+def _keep_profiles(result: Result, best: dict[str, Any] | None) -> None:
+    """Summaries of the profiles of the best sustained step and the first one that failed."""
+    failed = next((row for row in result.rows if not row["sustained"]), None)
+    for label, row in (("highest sustained", best), ("first not sustained", failed)):
+        if row is not None and row.get("profile"):
+            title = f"{label} step ({row['offered']:,.0f}/s offered)"
+            result.profiles[title] = profile.summarise(Path(row["profile"]))
+    for row in result.rows:
+        if row.get("profile"):
+            shutil.rmtree(row["profile"], ignore_errors=True)
+        row.pop("profile", None)
 
 
 def _judged_step(
@@ -152,10 +210,15 @@ def _rate_step(
     target: Target, gen: LoadGenerator, options: Options, *, step: int, rate: float
 ) -> dict[str, Any]:
     meter = CpuMeter(target.pids)
+    profiling: list[subprocess.Popen[bytes]] = []
+    profile_dir = Path(tempfile.gettempdir()) / f"bench-profile-{os.getpid()}-{id(gen)}-{step}"
+    if options.profile and target.kind == "chat":
+        profiling = profile.start(target.pids, seconds=options.step_seconds, folder=profile_dir)
     started = time.monotonic()
     meter.start(started)
     gen.cpu_start()
     sent = gen.run_step(step=step, kind="send", rate=rate, duration=options.step_seconds)
+    profile.finish(profiling)
     server_cpu, machine_busy = meter.stop(time.monotonic())
     loadgen_cpu = gen.cpu_stop()
     progress = gen.drain(
@@ -178,10 +241,13 @@ def _rate_step(
         "ack_p99": acks["p99"],
         "errors": sum(stats["errors"].values()),
         "server_cpu": server_cpu,
+        # CPU is what a busy shared machine distorts least: the cost of one message.
+        "server_cpu_ms_per_msg": server_cpu * 10 * options.step_seconds / max(sent["sent"], 1),
         "machine_busy": machine_busy,
         "loadgen_cpu_max": max(loadgen_cpu),
         "schedule_late_ms": sent["late_ms"],
         "unfinished": max(0, progress["owed"] - progress["delivered"]),
+        "profile": str(profile_dir) if profiling else "",
         "lost": 0,
         "duplicates": 0,
     }
@@ -394,10 +460,61 @@ def history_pages(target: Target, options: Options) -> Result:
     return result
 
 
-# --- 6: heartbeats --------------------------------------------------------------------------
+# --- 6: heartbeats and presence -------------------------------------------------------------
+def _wait_for_presence(
+    gen: LoadGenerator, *, users: set[int], status: str, timeout: float
+) -> list[tuple[int, str | None, float]]:
+    """Collect presence events until every user in ``users`` was reported in ``status``."""
+    events: list[tuple[int, str | None, float]] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        events += gen.presence_events()
+        if users <= {user for user, seen, _ in events if seen == status}:
+            break
+        time.sleep(0.1)
+    return [event for event in events if event[1] == status and event[0] in users]
+
+
+def _presence_transitions(
+    gen: LoadGenerator, population: Population, options: Options
+) -> list[dict[str, Any]]:
+    """Half of the devices (one per direct pair) go offline at once, then come back; their
+    partners watch. Latency: from the moment the batch starts to each partner's event."""
+    gen.watch()
+    gen.presence_events()
+    leavers = [device for device in population.devices if not device.conversation_id]
+    users = {device.user_id for device in leavers}
+    indexes = [device.index for device in leavers]
+    rows = []
+    for status in ("offline", "online"):
+        started = time.monotonic()
+        if status == "offline":
+            gen.close(indexes)
+        else:
+            gen.connect(indexes, concurrency=options.connect_concurrency, sync=True)
+        events = _wait_for_presence(gen, users=users, status=status, timeout=90.0)
+        latencies = [1000 * (arrived - started) for _, _, arrived in events]
+        rows.append(
+            {
+                "transition": f"{len(users):,} users go {status} at once",
+                "expected_events": len(users),
+                "events": len(events),
+                **latency_summary(latencies),
+            }
+        )
+        _log(
+            f"  presence {status}: {len(events)}/{len(users)} events, "
+            f"p50 {rows[-1]['p50']:.0f}  p99 {rows[-1]['p99']:.0f} ms after the batch started"
+        )
+    return rows
+
+
 def heartbeats(target: Target, options: Options) -> Result:
     result = Result(workload="heartbeats", target=target.name)
-    population = make_population(target, users=options.heartbeat_connections, group_size=0)
+    # Direct pairs: each pair's partners see each other's presence.
+    population = make_population(
+        target, users=options.heartbeat_connections, group_size=2, senders=1
+    )
     cap = MAX_FRAMES_PER_CONNECTION * options.heartbeat_connections
     gen = LoadGenerator(population, processes=options.loadgen_processes)
     try:
@@ -437,10 +554,15 @@ def heartbeats(target: Target, options: Options) -> Result:
             else:
                 break
         database_writes = writes()
+        transitions = _presence_transitions(gen, population, options)
+        result.rows.extend(transitions)
         result.summary = {
             "max_sustained_heartbeats_per_s": best,
             "per_process": best / len(target.ports),
             "database_writes_during_heartbeats": database_writes,
+            "offline_fanout_p99_ms": transitions[0]["p99"],
+            "online_fanout_p99_ms": transitions[1]["p99"],
+            "presence_events_missing": sum(r["expected_events"] - r["events"] for r in transitions),
             "connections": len(population.devices),
         }
     finally:

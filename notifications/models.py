@@ -77,17 +77,23 @@ class PushDelivery(models.Model):
     message never produces two pushes on one device", across task retries, redeliveries
     and the offline and unacknowledged paths racing each other. ``claim`` is the id of the
     task that inserted the row (a redelivered task recognises its own claims); ``sent_at``
-    is set once the push service accepted the push, so a redelivered send task skips it.
-    Rows are pruned after ``PUSH_DELIVERY_RETENTION_HOURS``.
+    is set once the push service accepted the push, so a redelivered send task skips it;
+    ``cleared_at`` once a read elsewhere sent the device a clearing update for it. Rows are
+    pruned after ``PUSH_DELIVERY_RETENTION_HOURS``.
     """
 
     registration = models.ForeignKey(
         PushRegistration, on_delete=models.CASCADE, related_name="deliveries"
     )
     message_id = models.BigIntegerField()
+    # Which notification the device shows: reading the conversation clears only devices
+    # that were pushed something of it (a silent push to a device showing nothing costs
+    # battery, and browsers may show a "site updated in the background" notice for it).
+    conversation_id = models.BigIntegerField(default=0)
     claim = models.CharField(max_length=64)
     created_at = models.DateTimeField(auto_now_add=True)
     sent_at = models.DateTimeField(null=True, blank=True)
+    cleared_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -95,7 +101,10 @@ class PushDelivery(models.Model):
                 fields=["registration", "message_id"], name="notifications_delivery_unique"
             )
         ]
-        indexes = [models.Index(fields=["created_at"])]
+        indexes = [
+            models.Index(fields=["created_at"]),
+            models.Index(fields=["conversation_id", "registration"]),
+        ]
         verbose_name_plural = "push deliveries"
 
     def __str__(self) -> str:

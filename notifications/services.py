@@ -72,6 +72,22 @@ def message_stored(
     )
 
 
+def messages_stored(
+    stored: Sequence[tuple[StoredMessage, Mapping[int, int], Iterable[int]]],
+) -> None:
+    """``message_stored`` for a batch of sends (group commit): one enqueue for all of them,
+    so a batch to offline users costs one broker round trip, not one per message."""
+    batch = []
+    for message, seqs, offline_user_ids in stored:
+        recipients = sorted(u for u in offline_user_ids if u != message.sender_id and u in seqs)
+        if recipients:
+            batch.append([message.id, message.conversation_id, recipients])
+    if len(batch) == 1:
+        _enqueue_safely("push_new_message", batch[0])
+    elif batch:
+        _enqueue_safely("push_new_messages", [batch])
+
+
 def device_unacked(*, user_id: int, device_id: int, acked_seq: int, delivered_seq: int) -> None:
     """A connected device has not acknowledged up to ``delivered_seq`` in time."""
     _enqueue_safely("push_unacked", [user_id, device_id, acked_seq, delivered_seq])
@@ -176,6 +192,26 @@ def push_new_message(
     return _push_messages(registrations, [message], claim=claim)
 
 
+def push_new_messages(*, batch: Sequence[Sequence[Any]], claim: str) -> int:
+    """``push_new_message`` for ``[message_id, conversation_id, user_ids]`` items: one query
+    finds out whether any recipient has a registration at all (most batches stop there)."""
+    wanted = {user_id for _, _, user_ids in batch for user_id in user_ids}
+    registrations = list(_usable_registrations().filter(user_id__in=wanted))
+    if not registrations:
+        return 0
+    found = get_message_store().get_messages(message_id for message_id, _, _ in batch)
+    pushed = 0
+    for message_id, conversation_id, user_ids in batch:
+        message = found.get(message_id)
+        if message is None or message.is_deleted or message.conversation_id != conversation_id:
+            continue
+        recipients = set(user_ids)
+        mine = [r for r in registrations if r.user_id in recipients]
+        if mine:
+            pushed += _push_messages(mine, [message], claim=claim)
+    return pushed
+
+
 def push_unacked(
     *, user_id: int, device_id: int, acked_seq: int, delivered_seq: int, claim: str
 ) -> int:
@@ -276,7 +312,12 @@ def _claim(candidates: Sequence[_Candidate], *, claim: str) -> dict[tuple[int, i
     (same claim, the task id) finds its own rows again and finishes the job."""
     PushDelivery.objects.bulk_create(
         [
-            PushDelivery(registration=c.registration, message_id=c.message.id, claim=claim)
+            PushDelivery(
+                registration=c.registration,
+                message_id=c.message.id,
+                conversation_id=c.message.conversation_id,
+                claim=claim,
+            )
             for c in candidates
         ],
         ignore_conflicts=True,
@@ -291,10 +332,25 @@ def _claim(candidates: Sequence[_Candidate], *, claim: str) -> dict[tuple[int, i
 
 
 def push_conversation_read(*, user_id: int, conversation_id: int, last_read_id: int) -> int:
-    """Silent update to every registered device of the user: remove the conversation's
-    notification, set the badge to the new unread total. Sent whatever the mute and
-    do-not-disturb settings (it only takes something away)."""
-    registrations = list(_usable_registrations().filter(user_id=user_id))
+    """Silent update to the user's devices that were pushed something of this conversation
+    up to ``last_read_id`` and not cleared since: remove its notification, set the badge to
+    the new unread total. Sent whatever the mute and do-not-disturb settings (it only takes
+    something away). Devices showing nothing of it get nothing: a silent push costs them
+    battery, and browsers may show a "site updated in the background" notice for it."""
+    shown = PushDelivery.objects.filter(
+        registration__user_id=user_id,
+        conversation_id=conversation_id,
+        message_id__lte=last_read_id,
+        sent_at__isnull=False,
+        cleared_at__isnull=True,
+    )
+    registration_ids = set(shown.values_list("registration_id", flat=True))
+    if not registration_ids:
+        return 0
+    registrations = list(_usable_registrations().filter(pk__in=registration_ids))
+    # Marked before sending: a clear that fails for good is not worth a second try at the
+    # next read, and two reads racing send one clear each at most.
+    shown.update(cleared_at=timezone.now())
     if not registrations:
         return 0
     badge = unread_totals([user_id]).get(user_id, 0)

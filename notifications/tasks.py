@@ -12,11 +12,21 @@ import secrets
 from typing import Any
 
 from celery import Task, shared_task
+from django.db import InterfaceError, OperationalError
 
 from . import services
 
+# A lost or refused database connection is transient: retry the task (same task id, so its
+# PushDelivery claims are still its own) rather than lose the pushes.
+DATABASE_RETRY: dict[str, Any] = {
+    "autoretry_for": (OperationalError, InterfaceError),
+    "retry_backoff": 1,
+    "retry_backoff_max": 60,
+    "max_retries": 5,
+}
 
-@shared_task(name="notifications.push_new_message", bind=True)
+
+@shared_task(name="notifications.push_new_message", bind=True, **DATABASE_RETRY)
 def push_new_message(
     self: Task[Any, Any], message_id: int, conversation_id: int, user_ids: list[int]
 ) -> int:
@@ -30,7 +40,13 @@ def push_new_message(
     )
 
 
-@shared_task(name="notifications.push_unacked", bind=True)
+@shared_task(name="notifications.push_new_messages", bind=True, **DATABASE_RETRY)
+def push_new_messages(self: Task[Any, Any], batch: list[list[Any]]) -> int:
+    """``push_new_message`` for the offline recipients of a batch of sends."""
+    return services.push_new_messages(batch=batch, claim=str(self.request.id))
+
+
+@shared_task(name="notifications.push_unacked", bind=True, **DATABASE_RETRY)
 def push_unacked(
     self: Task[Any, Any], user_id: int, device_id: int, acked_seq: int, delivered_seq: int
 ) -> int:
@@ -43,13 +59,13 @@ def push_unacked(
     )
 
 
-@shared_task(name="notifications.push_conversation_read")
+@shared_task(name="notifications.push_conversation_read", **DATABASE_RETRY)
 def push_conversation_read(user_id: int, conversation_id: int, last_read_id: int) -> int:
     return services.push_conversation_read(
         user_id=user_id, conversation_id=conversation_id, last_read_id=last_read_id
     )
 
 
-@shared_task(name="notifications.push_send")
+@shared_task(name="notifications.push_send", **DATABASE_RETRY)
 def push_send(kind: str, items: list[list[Any]], attempt: int) -> dict[str, int]:
     return services.send_batch(kind=kind, items=items, attempt=attempt)

@@ -22,7 +22,7 @@ from typing import Literal, TypedDict
 
 from django.conf import settings
 
-from accounts.models import Contact
+from accounts.models import Contact, User
 from chat import realtime
 from chat.models import ConversationKind, Membership
 from chat.protocol import PresenceFrame, TypingEventFrame
@@ -115,10 +115,14 @@ def _publish(payloads: Sequence[PresencePayload]) -> None:
     subjects = [p["user_id"] for p in payloads]
     hidden = _hidden(subjects)
     watchers = watchers_of(s for s in subjects if s not in hidden)
-    for payload in payloads:
-        recipients = watchers.get(payload["user_id"])
-        if recipients and payload["user_id"] not in hidden:
-            realtime.publish(sorted(recipients), _event(payload))
+    events = [
+        realtime.Outgoing(sorted(watchers[p["user_id"]]), _event(p))
+        for p in payloads
+        if p["user_id"] not in hidden and watchers.get(p["user_id"])
+    ]
+    if events:
+        # One round trip for all of them (a sweep can take many users offline at once).
+        realtime.publish_many(events)
 
 
 # --- transitions ----------------------------------------------------------------------------
@@ -156,7 +160,12 @@ def sweep_expired() -> list[int]:
     return [user_id for user_id, _ in gone]
 
 
-def _went_offline(users: Sequence[tuple[int, float]]) -> None:
+def _went_offline(went: Sequence[tuple[int, float]]) -> None:
+    # A user deleted while connected has no row to write (and must not fail the batch).
+    existing = set(User.objects.filter(pk__in=[u for u, _ in went]).values_list("pk", flat=True))
+    users = [(user_id, at) for user_id, at in went if user_id in existing]
+    if not users:
+        return
     # The only database write of presence: once per offline transition, never per heartbeat.
     rows = [
         Presence(user_id=user_id, last_active_at=datetime.fromtimestamp(at, tz=UTC))

@@ -27,6 +27,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 
 from chat.services.conversations import UnknownConversation
+from chatproject.errors import RateLimited
 
 from . import services
 from .backends import Lease
@@ -41,6 +42,8 @@ TYPING_MIN_INTERVAL_SECONDS = 2.0
 # frames cost no database query (a removed member may type for up to this long).
 MEMBERSHIP_CACHE_SECONDS = 60.0
 MEMBERSHIP_CACHE_SIZE = 256
+# A snapshot reads up to 1,000 users' state: one per connection per this many seconds.
+WATCH_MIN_INTERVAL_SECONDS = 5.0
 # Presence events are recognised by their first bytes, without parsing them.
 _PRESENCE_PREFIX = b'{"type":"presence"'
 
@@ -65,8 +68,10 @@ class PresenceSession:
         self._on_timeout = on_timeout
         self._started = False
         self._stopped = False
+        self._opened_at = 0.0
         self._watching = False
         self._held: list[bytes] | None = None
+        self._watched_at = -WATCH_MIN_INTERVAL_SECONDS
         self._typed_at: dict[int, float] = {}
         self._members: dict[int, tuple[float, list[int] | None]] = {}
 
@@ -80,7 +85,12 @@ class PresenceSession:
     async def start(self) -> None:
         self._started = True
         get_tracker().add(self)
-        await _in_thread(services.connection_opened, user_id=self.user_id, member=self.member)
+        try:
+            await _in_thread(services.connection_opened, user_id=self.user_id, member=self.member)
+            self._opened_at = time.time()
+        except Exception:
+            # Presence must never cost a chat connection; the next tick re-adds the lease.
+            logger.exception("presence: could not open the lease of user %s", self.user_id)
 
     async def stop(self) -> None:
         """Idempotent: runs on close (revocation, timeout) and again on disconnect."""
@@ -88,12 +98,17 @@ class PresenceSession:
             return
         self._stopped = True
         get_tracker().discard(self)
-        await _in_thread(
-            services.connection_closed,
-            user_id=self.user_id,
-            member=self.member,
-            last_frame_at=self.last_frame_wall_clock(),
-        )
+        try:
+            await _in_thread(
+                services.connection_closed,
+                user_id=self.user_id,
+                member=self.member,
+                # Never before the online event's time: clients order events by it.
+                last_frame_at=max(self.last_frame_wall_clock(), self._opened_at),
+            )
+        except Exception:
+            # The lease then expires and the sweep publishes the offline transition.
+            logger.exception("presence: could not close the lease of user %s", self.user_id)
 
     async def time_out(self) -> None:
         await self._on_timeout()
@@ -110,15 +125,22 @@ class PresenceSession:
 
     async def watch(self, ref: str | None, send: Callable[[bytes], Awaitable[None]]) -> None:
         """Send the snapshot, then the changes that happened while it was read, then live."""
-        if self._held is None:
-            self._held = []
-        users = await _in_thread(services.snapshot, self.user_id)
-        await send(orjson.dumps({"type": "presence.snapshot", "ref": ref, "users": users}))
-        held = self._held
-        while held:
-            await send(held.pop(0))
-        self._held = None
-        self._watching = True
+        now = time.monotonic()
+        wait = self._watched_at + WATCH_MIN_INTERVAL_SECONDS - now
+        if wait > 0:
+            raise RateLimited(
+                "Too many watch requests; you already get changes live.", retry_after=wait
+            )
+        self._watched_at = now
+        held = self._held = []
+        try:
+            users = await _in_thread(services.snapshot, self.user_id)
+            await send(orjson.dumps({"type": "presence.snapshot", "ref": ref, "users": users}))
+            while held:
+                await send(held.pop(0))
+            self._watching = True
+        finally:
+            self._held = None  # also after a failure: nothing may be held forever
 
     # --- typing ----------------------------------------------------------------------------
     async def typing(self, conversation_id: int) -> None:

@@ -264,13 +264,13 @@ def _publish_new(new: Sequence[tuple[_Accepted, PutResult]]) -> None:
             for accepted, result in new
         ]
     )
-    for (accepted, result), offline in zip(new, offline_lists, strict=True):
-        _after_publish(result, accepted.request, offline)
-
-
-def _after_publish(result: PutResult, request: SendRequest, offline_user_ids: list[int]) -> None:
-    """A new message reached its live recipients; ``offline_user_ids`` have no connection."""
-    push_services.message_stored(result.message, result.seqs, offline_user_ids)
+    # Recipients with no live connection anywhere get a push (one enqueue for the batch).
+    push_services.messages_stored(
+        [
+            (result.message, result.seqs, offline)
+            for (_, result), offline in zip(new, offline_lists, strict=True)
+        ]
+    )
 
 
 def _access_own_message(user_id: int, message_id: int) -> StoredMessage:

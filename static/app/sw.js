@@ -12,6 +12,7 @@ const SHELL = [
   "/manifest.webmanifest",
   "/static/app/app.css",
   "/static/app/js/main.js",
+  "/static/app/js/accounts.js",
   "/static/app/js/api.js",
   "/static/app/js/json.js",
   "/static/app/js/dom.js",
@@ -63,25 +64,35 @@ self.addEventListener("fetch", (event) => {
   );
 });
 
+// Payloads are described in docs/protocol.md ("Push notifications"): "message" shows a
+// notification, one per conversation (tag), replacing the previous one; "clear" (the user
+// read the conversation on another device) removes it.
 self.addEventListener("push", (event) => {
   let data = {};
   try {
     data = event.data ? event.data.json() : {};
   } catch {
-    data = { body: event.data ? event.data.text() : "" };
+    data = { type: "message", body: event.data ? event.data.text() : "" };
   }
-  const conversationId = data.conversation_id ?? (data.data && data.data.conversation_id);
-  const title = data.title || "New message";
+  const tag = data.tag || (data.conversation_id ? `conv-${data.conversation_id}` : "chat");
+  if (typeof data.badge === "number" && self.navigator.setAppBadge) {
+    (data.badge ? self.navigator.setAppBadge(data.badge) : self.navigator.clearAppBadge()).catch(() => null);
+  }
+  if (data.type === "clear") {
+    event.waitUntil(
+      self.registration.getNotifications({ tag }).then((list) => list.forEach((n) => n.close())),
+    );
+    return;
+  }
   const options = {
     body: data.body || "",
     icon: "/static/app/icons/icon-192.png",
     badge: "/static/app/icons/icon-192.png",
-    // One notification per conversation: a newer message replaces the older one.
-    tag: conversationId ? `conversation-${conversationId}` : "chat",
+    tag,
     renotify: true,
-    data: { url: conversationId ? `/#/c/${conversationId}` : "/" },
+    data: { url: data.conversation_id ? `/#/c/${data.conversation_id}` : "/" },
   };
-  event.waitUntil(self.registration.showNotification(title, options));
+  event.waitUntil(self.registration.showNotification(data.title || "New message", options));
 });
 
 self.addEventListener("notificationclick", (event) => {

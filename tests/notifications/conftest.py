@@ -93,9 +93,20 @@ def celery_worker(
         process.wait(5)
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    if report.when == "call":
+        item.push_failed = report.failed  # type: ignore[attr-defined]
+    return report
+
+
 @pytest.fixture(autouse=True)
 def push_env(
-    settings: Any, push_services: PushServices, celery_worker: Path | None
+    request: pytest.FixtureRequest,
+    settings: Any,
+    push_services: PushServices,
+    celery_worker: Path | None,
 ) -> Iterator[PushServices]:
     settings.FCM_CREDENTIALS_FILE = str(push_services.credentials_file)
     settings.FCM_ENDPOINT = push_services.origin
@@ -106,8 +117,9 @@ def push_env(
     push_services.vapid_public_key = vapid.public_key()
     yield push_services
     settle()
-    if celery_worker is not None and push_services.rejected:
-        print(celery_worker.read_text()[-5000:])  # noqa: T201 (shown for a failing test)
+    failed = getattr(request.node, "push_failed", False) or push_services.rejected
+    if celery_worker is not None and failed:
+        print(celery_worker.read_text()[-8000:])  # noqa: T201 (shown for a failing test)
     assert not push_services.rejected, push_services.rejected
 
 

@@ -149,6 +149,8 @@ def test_reading_on_one_device_clears_the_notification_on_the_others(
     alice.send(conversation_id, "first")
     last = alice.send(conversation_id, "second")
     push_env.wait_for(lambda got: len(got) == 6)
+    bob_tablet = phone(bob_web.user, "tablet", platform="web")  # shows no notification
+    bob_tablet.register_webpush(push_env.new_subscription("bob-tablet"))
 
     response = bob_phone.api.post(
         f"/api/v1/conversations/{conversation_id}/read", {"message_id": last}, format="json"
@@ -173,6 +175,12 @@ def test_reading_on_one_device_clears_the_notification_on_the_others(
     assert fcm_clear.payload["badge"] == "1"
     assert "notification" not in fcm_clear.body["message"]  # silent: nothing is shown
     assert fcm_clear.body["message"]["apns"]["payload"]["aps"]["content-available"] == 1
+    settle()
+    # Nothing for the device that shows nothing of it, and one clear per device only.
+    assert [p.target for p in push_env.pushes() if p.payload["type"] == "clear"].count(
+        "bob-web"
+    ) == 1
+    assert push_env.pushes("bob-tablet") == []
 
 
 def test_dead_registrations_are_removed_on_410_and_unregistered(

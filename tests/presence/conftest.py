@@ -110,6 +110,13 @@ def recorder(monkeypatch: pytest.MonkeyPatch) -> Recorder:
         record.published.append((list(user_ids), frame))
         return await apublish(user_ids, frame, **kwargs)
 
+    publish_many = realtime.publish_many
+
+    def recorded_publish_many(events: Any) -> Any:
+        record.published.extend((list(e.user_ids), e.frame) for e in events)
+        return publish_many(events)
+
+    monkeypatch.setattr(realtime, "publish_many", recorded_publish_many)
     monkeypatch.setattr(CursorWrapper, "execute", counted_execute)
     monkeypatch.setattr(CursorWrapper, "executemany", counted_executemany)
     monkeypatch.setattr(realtime, "publish", recorded_publish)

@@ -240,3 +240,15 @@ async def test_heartbeat_frames_cannot_name_another_user_or_device(
         assert (error["type"], error["code"], error["ref"]) == ("error", "invalid_frame", "p")
     await a1.send({"type": "watch", "user_ids": [1, 2]})
     assert (await a1.receive())["code"] == "invalid_frame"
+
+
+async def test_repeated_watch_requests_are_refused_for_five_seconds(
+    users: UsersFactory, ws_devices: Any
+) -> None:
+    (alice,) = await adb(users)(1)
+    a1 = await ws_devices(alice, "a1")
+    assert await watching(a1) == []
+    await a1.send({"type": "watch", "ref": "again"})
+    error = await a1.receive()
+    assert (error["code"], error["ref"]) == ("rate_limited", "again")
+    assert 4 < error["retry_after"] <= 5

@@ -15,7 +15,15 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Locator, Page, Playwright, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    Locator,
+    Page,
+    Playwright,
+    expect,
+    sync_playwright,
+)
 
 from tests.e2e.conftest import ServerProcess, server_env  # noqa: F401  (fixture reused)
 
@@ -29,11 +37,13 @@ CHROMIUM_ARGS = [
 ]
 PASSWORD = "a long passphrase 42"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-# How long a user waits for something to show up before the test calls it broken.
-UI_TIMEOUT_MS = 15_000
+# How long a user waits for something to show up before the test calls it broken (generous:
+# CI machines are small and the servers hash passwords at full production cost).
+UI_TIMEOUT_MS = 20_000
 PHONE = "Pixel 7"
 
 pytestmark = pytest.mark.browser
+expect.set_options(timeout=UI_TIMEOUT_MS)
 
 
 @pytest.fixture(scope="session")
@@ -141,6 +151,13 @@ class ChatUser:
     def message(self, text: str) -> Locator:
         return self.page.locator(".message", has=self.page.locator(".text", has_text=text))
 
+    def api_get(self, path: str) -> Any:
+        """A REST call made by the page with the tab's own credentials (the app's client)."""
+        return self.page.evaluate(
+            "(path) => import('/static/app/js/api.js').then((module) => module.api.get(path))",
+            path,
+        )
+
     def screenshot(self, name: str) -> None:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         # Let transitions and late renders settle so the picture shows the final state.
@@ -158,7 +175,13 @@ def open_user(
     count = iter(range(1_000))
 
     def open_(
-        username: str, display_name: str, *, phone: bool = False, sign_up: bool = True
+        username: str,
+        display_name: str,
+        *,
+        phone: bool = False,
+        sign_up: bool = True,
+        permissions: list[str] | None = None,
+        init_script: str | None = None,
     ) -> ChatUser:
         # Alternate servers so that, on production, people sit on different processes.
         server = web_servers[next(count) % len(web_servers)]
@@ -170,6 +193,10 @@ def open_user(
         context = browser.new_context(**options, locale="en-GB", timezone_id="UTC")
         context.set_default_timeout(UI_TIMEOUT_MS)
         contexts.append(context)
+        if permissions:
+            context.grant_permissions(permissions, origin=server.base_url)
+        if init_script:
+            context.add_init_script(init_script)
         page = context.new_page()
         user = ChatUser(page=page, username=username, display_name=display_name, phone=phone)
         page.on("pageerror", lambda error: user.errors.append(str(error)))

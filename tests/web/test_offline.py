@@ -8,6 +8,8 @@ from collections.abc import Callable
 import pytest
 from playwright.sync_api import expect
 
+from tests.e2e.conftest import ServerProcess
+
 from .conftest import ChatUser
 
 pytestmark = pytest.mark.browser
@@ -61,11 +63,38 @@ def test_tabs_of_one_browser_stay_consistent(open_user: Callable[..., ChatUser])
     second_tab = bob.context.new_page()
     second_tab.goto(bob.page.url.split("#")[0] + "#/")
     other = ChatUser(page=second_tab, username="bob", display_name="Bob Chen", phone=False)
+    # A new tab offers the accounts logged in on this browser.
+    other.press(second_tab.get_by_role("button", name="Continue as Bob Chen"))
     bob.page.goto(bob.page.url.split("#")[0] + "#/settings")
 
     alice.send("are you there?")
-    expect(other.conversation_item("Alice Martin").locator(".badge")).to_have_text("1")
-    expect(bob.conversation_item("Alice Martin").locator(".badge")).to_have_text("1")
+    expect(other.conversation_item("Alice Martin").locator(".badge")).to_contain_text("1 unread")
+    expect(bob.conversation_item("Alice Martin").locator(".badge")).to_contain_text("1 unread")
     bob.open_conversation("Alice Martin")
     expect(other.conversation_item("Alice Martin").locator(".badge")).to_have_count(0)
     expect(alice.message("are you there?").get_by_role("img", name="Read")).to_be_visible()
+
+
+def test_server_restart_reconnects_and_sends_the_outbox(
+    open_user: Callable[..., ChatUser], web_servers: list[ServerProcess]
+) -> None:
+    """The server goes away: the app says it is reconnecting, retries with backoff, and
+    once the server is back sends what was typed meanwhile and receives what it missed."""
+    alice = open_user("alice", "Alice Martin")
+    bob = open_user("bob", "Bob Chen")
+    start_chat(alice, bob)
+    server = web_servers[0]  # Alice's server (on production Bob is on the other one)
+
+    server.stop()
+    expect(alice.page.locator("main .connection")).to_contain_text("Reconnecting")
+    alice.send("written while the server was down")
+    pending = alice.message("written while the server was down")
+    expect(pending.get_by_role("img", name="Sending")).to_be_visible()
+    server.start(migrate=False)
+
+    expect(bob.message("written while the server was down")).to_be_visible(timeout=40_000)
+    expect(alice.page.locator("main .connection")).to_be_hidden()
+    bob.send("welcome back")
+    expect(alice.page.locator(".message .text")).to_have_text(
+        ["hello", "written while the server was down", "welcome back"]
+    )

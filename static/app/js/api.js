@@ -1,7 +1,9 @@
-// The REST client: JSON in, JSON out (parsed with parseJSON so ids stay exact), the
-// session cookie for authentication and Django's CSRF token on writes.
+// The REST client: JSON in, JSON out (parsed with parseJSON so ids stay exact),
+// authenticated with this tab's device token (accounts.js). No cookies are involved, so
+// there is no CSRF token to send either.
 
 import { parseJSON } from "./json.js";
+import { currentToken } from "./accounts.js";
 
 export class ApiError extends Error {
   constructor(status, code, message, fields = {}) {
@@ -12,12 +14,6 @@ export class ApiError extends Error {
   }
 }
 
-function csrfToken() {
-  // Read on every call: Django rotates the token at log-in.
-  const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
-  return match ? decodeURIComponent(match[1]) : "";
-}
-
 // Called when the session is gone (logged out elsewhere, device revoked).
 let onUnauthenticated = () => {};
 export function setUnauthenticatedHandler(handler) {
@@ -26,12 +22,16 @@ export function setUnauthenticatedHandler(handler) {
 
 export async function request(method, path, body = undefined, { quiet401 = false } = {}) {
   const headers = { Accept: "application/json" };
-  const init = { method, headers, credentials: "same-origin" };
+  // No cookies: the token alone says who this tab is (a browser session from elsewhere,
+  // e.g. the admin, must not stand in for it).
+  const init = { method, headers, credentials: "omit" };
   if (body !== undefined) {
     headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
   }
-  if (method !== "GET") headers["X-CSRFToken"] = csrfToken();
+  // The tab's device token; without one (log-in, sign-up) the request is anonymous.
+  const token = currentToken();
+  if (token) headers.Authorization = `Bearer ${token}`;
   let response;
   try {
     response = await fetch("/api/v1/" + path, init);
@@ -55,7 +55,7 @@ export async function request(method, path, body = undefined, { quiet401 = false
       error.message || response.statusText || "Request failed.",
       error.fields || {},
     );
-    if ((response.status === 401 || apiError.code === "not_authenticated") && !quiet401) {
+    if (response.status === 401 && !quiet401) {
       onUnauthenticated();
     }
     throw apiError;

@@ -63,7 +63,8 @@ export function conversationPage(main, store, conversationId, hooks) {
     clear(headerAvatar, avatar(store.title(conv)));
     if (conv.kind === "group") {
       const count = conv.member_ids ? conv.member_ids.length : 0;
-      subtitle.textContent = `${count} member${count === 1 ? "" : "s"}`;
+      const online = (conv.member_ids || []).filter((id) => id !== store.me.id && store.presence && store.presence.get(id)?.online).length;
+      subtitle.textContent = `${count} member${count === 1 ? "" : "s"}${online ? `, ${online} online` : ""}`;
     } else {
       subtitle.textContent = presenceLine(store, store.peerOf(conv));
     }
@@ -351,7 +352,9 @@ export function conversationPage(main, store, conversationId, hooks) {
   renderMessages();
   typingLine.textContent = hooks.typingText(conv.id);
   // Members' read and delivered positions (receipts are live-only, so always reload them).
-  store.loadConversationDetail(conv.id).catch(() => null);
+  store.loadConversationDetail(conv.id)
+    .then(() => conv.kind === "group" && hooks.loadPresence(conv.member_ids || []))
+    .catch(() => null);
   if (!conv.historyLoaded) {
     store.loadHistory(conv.id).then(() => {
       scroller.scrollTop = scroller.scrollHeight;

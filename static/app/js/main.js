@@ -9,6 +9,7 @@ import { conversationPage } from "./conversation.js";
 import { contactsPage, devicesPage, infoPage, newChatPage, newGroupPage, settingsPage } from "./pages.js";
 import { renderConnection, renderConversationList, toast } from "./ui.js";
 import { createExtras } from "./extras.js";
+import { currentToken, forgetCurrentAccount, rememberAccount, savedAccounts, updateCurrentAccount, useAccount } from "./accounts.js";
 
 const store = new Store();
 let socket = null;
@@ -32,6 +33,7 @@ function showAuth() {
   document.getElementById("shell").hidden = true;
   const auth = document.getElementById("auth");
   auth.hidden = false;
+  renderAccountChooser();
   const tabs = { login: document.getElementById("tab-login"), signup: document.getElementById("tab-signup") };
   const forms = { login: document.getElementById("login-form"), signup: document.getElementById("signup-form") };
   const select = (name) => {
@@ -69,9 +71,9 @@ async function submitAuth(event, path) {
   button.disabled = true;
   try {
     const result = await api.post(path, {
-      ...values, device_name: browserDeviceName(), platform: "web", session: true,
+      ...values, device_name: browserDeviceName(), platform: "web",
     }, { quiet401: true });
-    // The session cookie is the credential; the token in the answer is not kept.
+    rememberAccount(result.token, result.user);
     document.getElementById("auth").hidden = true;
     form.reset();
     startSession(result.user);
@@ -84,7 +86,27 @@ async function submitAuth(event, path) {
   }
 }
 
+// Accounts already logged in on this browser: a new window can continue as one of them.
+function renderAccountChooser() {
+  const accounts = savedAccounts();
+  document.getElementById("account-chooser").hidden = accounts.length === 0;
+  clear(document.getElementById("account-list"), accounts.map((account) => {
+    const name = account.display_name || account.username;
+    return h("li", {}, h("button", {
+      type: "button",
+      class: "account-button",
+      onclick: () => {
+        useAccount(account.user_id);
+        document.getElementById("auth").hidden = true;
+        loadSession();
+      },
+    }, avatar(name, { size: "small" }), h("span", {}, `Continue as ${name}`)));
+  }));
+}
+
 function signedOut() {
+  // The token no longer works (logged out, revoked, password changed elsewhere).
+  forgetCurrentAccount();
   // Start from a clean page: no state of the previous user survives.
   if (socket) socket.stop();
   location.hash = "";
@@ -180,8 +202,12 @@ const hooks = {
     location.hash = "#/";
   },
   logout,
-  meChanged: renderMe,
+  meChanged: () => {
+    updateCurrentAccount(store.me);
+    renderMe();
+  },
   notificationSettings: () => extras.notificationSettings(),
+  loadPresence: (userIds) => extras.loadPresence(userIds),
 };
 
 // Routes: #/ (list), #/c/<id>, #/c/<id>/info, #/new, #/new-group, #/contacts, #/devices, #/settings
@@ -226,11 +252,16 @@ let bootRetry = null;
 async function loadSession() {
   clearTimeout(bootRetry);
   if (store.me) return;
+  if (!currentToken()) {
+    showAuth();
+    return;
+  }
   try {
     const me = await api.get("me", { quiet401: true });
     if (!store.me) startSession(me);
   } catch (error) {
     if (error.status === 401 || error.status === 403) {
+      forgetCurrentAccount();
       showAuth();
       return;
     }
@@ -248,7 +279,7 @@ function boot() {
   });
   window.addEventListener("hashchange", () => route());
   window.addEventListener("online", () => {
-    if (!store.me) loadSession();
+    if (!store.me && document.getElementById("auth").hidden) loadSession();
   });
   loadSession();
 }

@@ -366,7 +366,7 @@ export function devicesPage(main, store) {
 // --- settings ---------------------------------------------------------------------------------
 
 export function settingsPage(main, store, hooks) {
-  const nameInput = h("input", { value: store.me.display_name || "", maxlength: "100", "aria-label": "Display name" });
+  const nameInput = h("input", { id: "display-name", value: store.me.display_name || "", maxlength: "100" });
   const profile = h("form", { class: "inline-form" }, nameInput, h("button", { type: "submit" }, "Save"));
   profile.addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -401,7 +401,8 @@ export function settingsPage(main, store, hooks) {
 
   page(main, "Settings",
     h("p", { class: "signed-in" }, "Signed in as ", h("strong", {}, `@${store.me.username}`)),
-    h("h3", {}, "Profile"), h("label", { class: "field" }, "Display name", profile),
+    h("h3", {}, "Profile"),
+    h("div", { class: "field" }, h("label", { for: "display-name" }, "Display name"), profile),
     h("h3", {}, "Notifications and privacy"), hooks.notificationSettings(),
     h("h3", {}, "Account"),
     h("p", {}, h("a", { href: "#/devices" }, "Devices you are logged in on")),

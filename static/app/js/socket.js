@@ -6,6 +6,7 @@
 // once rather than waiting for a heartbeat to time out.
 
 import { parseJSON } from "./json.js";
+import { currentToken } from "./accounts.js";
 
 const CLOSE_NOT_AUTHENTICATED = 4001;
 const CLOSE_REVOKED = 4002;
@@ -66,7 +67,9 @@ export class ChatSocket {
     }
     this.setState(this.attempt === 0 && this.cursor === null ? "connecting" : "reconnecting");
     const scheme = location.protocol === "https:" ? "wss" : "ws";
-    const ws = new WebSocket(`${scheme}://${location.host}/ws/`);
+    // Browsers cannot set headers on a WebSocket: the token goes in the query string.
+    const token = encodeURIComponent(currentToken() || "");
+    const ws = new WebSocket(`${scheme}://${location.host}/ws/?access_token=${token}`);
     this.ws = ws;
     ws.onmessage = (event) => {
       if (ws === this.ws) this.receive(parseJSON(event.data));

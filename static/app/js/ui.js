@@ -72,7 +72,7 @@ export function presenceLine(store, userId) {
   const presence = store.presence && store.presence.get(userId);
   if (!presence) return "";
   if (presence.online) return "online";
-  return presence.last_seen ? `last seen ${relativeTime(presence.last_seen)}` : "";
+  return presence.last_seen ? `last seen ${relativeTime(presence.last_seen)}` : "offline";
 }
 
 function presenceDot(store, conv) {
@@ -102,13 +102,11 @@ export function renderConversationList(store, { filter = "", activeId = null } =
     }
     if (needle && !title.toLowerCase().includes(needle) && !preview.toLowerCase().includes(needle)) continue;
     const unread = conv.unread_count > 0;
-    const label = `${title}${unread ? `, ${conv.unread_count} unread` : ""}`;
     items.push(h("li", {},
       h("a", {
         href: `#/c/${conv.id}`,
         class: `conversation-item${unread ? " unread" : ""}${conv.id === activeId ? " active" : ""}`,
         "aria-current": conv.id === activeId ? "page" : null,
-        "aria-label": label,
         dataset: { conversationId: conv.id },
       },
       h("span", { class: "avatar-wrap" }, avatar(title), presenceDot(store, conv)),
@@ -118,11 +116,20 @@ export function renderConversationList(store, { filter = "", activeId = null } =
           h("time", { class: "item-time", datetime: last ? last.created_at : conv.created_at }, shortTime(last ? last.created_at : conv.created_at))),
         h("span", { class: "item-row" },
           h("span", { class: "item-preview" }, preview),
-          unread ? h("span", { class: "badge", "aria-hidden": "true" }, conv.unread_count > 99 ? "99+" : String(conv.unread_count)) : null)))));
+          unread
+            ? h("span", { class: "badge" },
+                h("span", { "aria-hidden": "true" }, conv.unread_count > 99 ? "99+" : String(conv.unread_count)),
+                h("span", { class: "visually-hidden" }, `, ${conv.unread_count} unread`))
+            : null)))));
   }
   clear(list, items);
   empty.hidden = all.length > 0;
-  document.title = totalUnread(store) ? `(${totalUnread(store)}) Chat` : "Chat";
+  const allUnread = totalUnread(store);
+  document.title = allUnread ? `(${allUnread}) Chat` : "Chat";
+  // The installed app's icon badge (where the platform has one).
+  if (navigator.setAppBadge) {
+    (allUnread ? navigator.setAppBadge(allUnread) : navigator.clearAppBadge()).catch(() => null);
+  }
 }
 
 function totalUnread(store) {
