@@ -1,7 +1,7 @@
 """Per-user fixed-window rate limits, shared by every process (Redis) or in-process (embedded).
 
-One Redis round trip per check, or per batch of checks: a pipeline that creates each
-window's counter with its expiry if missing (SET NX EX) and increments it.
+One Redis round trip per check, or per batch of checks: a script that increments each
+window's counter and gives a new one its expiry.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 
@@ -21,6 +21,30 @@ if TYPE_CHECKING:
 _lock = threading.Lock()
 _local_counts: dict[str, tuple[int, int]] = {}  # key -> (window number, count)
 _redis_client: Redis | None = None
+
+
+# KEYS: one counter per subject; ARGV[1]: expiry in seconds, ARGV[2..]: each key's count.
+# Atomic, so a counter never exists without its expiry.
+_COUNT_LUA = """
+local totals = {}
+for index, key in ipairs(KEYS) do
+    local count = tonumber(ARGV[index + 1])
+    local total = redis.call('INCRBY', key, count)
+    if total == count then
+        redis.call('EXPIRE', key, ARGV[1])
+    end
+    totals[index] = total
+end
+return totals
+"""
+_script: Any = None
+
+
+def _count_script() -> Any:
+    global _script  # noqa: PLW0603 (registered once per process)
+    if _script is None:
+        _script = _redis().register_script(_COUNT_LUA)
+    return _script
 
 
 def _redis() -> Redis:
@@ -53,13 +77,9 @@ def hit_many(
         wanted[subject] = wanted.get(subject, 0) + 1
     totals: dict[int | str, int] = {}
     if settings.REDIS_URL:
-        pipe = _redis().pipeline(transaction=False)
-        for subject, count in wanted.items():
-            key = f"rl:{scope}:{subject}:{window}"
-            pipe.set(key, 0, ex=window_seconds + 1, nx=True)
-            pipe.incrby(key, count)
-        replies = pipe.execute()
-        totals = {subject: int(replies[2 * i + 1]) for i, subject in enumerate(wanted)}
+        keys = [f"rl:{scope}:{subject}:{window}" for subject in wanted]
+        replies = _count_script()(keys=keys, args=[window_seconds + 1, *wanted.values()])
+        totals = {subject: int(total) for subject, total in zip(wanted, replies, strict=True)}
     else:
         with _lock:
             for subject, count in wanted.items():
