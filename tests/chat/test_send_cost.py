@@ -191,3 +191,28 @@ def test_acks_of_many_devices_cost_the_queries_of_one_and_move_every_cursor(
         Membership.objects.filter(user__in=readers).values_list("user_id", "last_delivered_id")
     )
     assert [delivered[r.pk] for r in readers] == [s.message.id for s in sent]
+
+
+def test_a_batch_counts_unread_per_member_minus_their_own(
+    make_user: Callable[..., User],
+) -> None:
+    from chat.models import Conversation, Membership
+
+    ann, ben, cat = make_user(), make_user(), make_user()
+    group = conversations.create_group(ann, name="g", member_ids_=[ben.pk, cat.pk])
+    request = messages.SendRequest
+
+    outcomes = messages.send_messages(
+        [
+            request(ann.pk, group.pk, "a1", "one"),
+            request(ben.pk, group.pk, "b1", "two"),
+            request(ann.pk, group.pk, "a2", "three"),
+        ]
+    )
+
+    unread = dict(
+        Membership.objects.filter(conversation=group).values_list("user_id", "unread_count")
+    )
+    assert unread == {ann.pk: 1, ben.pk: 2, cat.pk: 3}
+    newest = max(o.message.id for o in outcomes if isinstance(o, messages.SendResult))
+    assert Conversation.objects.get(pk=group.pk).last_message_id == newest
