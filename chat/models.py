@@ -29,11 +29,10 @@ class Conversation(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
-    # Id of the newest message (ids are time-sortable); orders conversation lists.
+    # Id of the newest message (ids are time-sortable); orders conversation lists. Not
+    # indexed on purpose: every send updates it, and an index would turn each of those
+    # updates into an index insert (no HOT update); lists sort a user's memberships.
     last_message_id = models.BigIntegerField(default=0)
-
-    class Meta:
-        indexes = [models.Index(fields=["-last_message_id"])]
 
     def __str__(self) -> str:
         return self.name or f"{self.kind} #{self.pk}"
