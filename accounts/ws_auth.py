@@ -16,7 +16,6 @@ from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from channels.db import database_sync_to_async
 from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
 from django.contrib.sessions.backends.base import SessionBase
@@ -25,6 +24,7 @@ from django.utils.crypto import constant_time_compare
 from django.utils.module_loading import import_string
 
 from chatproject.coalesce import PerLoop
+from chatproject.db_threads import in_db_thread
 
 from .authentication import SESSION_DEVICE_KEY
 from .models import Device, User
@@ -105,8 +105,7 @@ async def authenticate_scope(scope: Scope) -> Auth:
         return None, None, "origin_not_allowed"
     token = _token_from(scope, headers)
     if token is None:
-        result: Auth = await database_sync_to_async(_authenticate_session)(headers, origin)
-        return result
+        return await in_db_thread(_authenticate_session, headers, origin)
     device = await _device_for_token_coalesced(token)
     if device is None:
         return None, None, "invalid_token"

@@ -1,4 +1,4 @@
-"""Helpers of the history and heartbeat workloads that talk to the database or REST API.
+"""Workload 5, history pages; and the database helpers it shares with the heartbeat workload.
 
 Database work runs in a subprocess with the server's own environment (``bench.history_db``)
 so that the coordinator never imports Django with another configuration.
@@ -18,7 +18,10 @@ from typing import Any
 
 import httpx
 
+from .options import Options
+from .stats import latency_summary
 from .targets import ROOT, Target
+from .workload import Result, log, make_population
 
 # PostgreSQL publishes a backend's table statistics when it has been idle for up to 10 s.
 STATS_SETTLE_SECONDS = 11.0
@@ -168,3 +171,76 @@ def database_writes_probe(target: Target) -> Callable[[], int | str]:
 
     first = signature()
     return lambda: 0 if signature() == first else "some (SQLite files changed)"
+
+
+def history_pages(target: Target, options: Options) -> Result:
+    result = Result(workload="history", target=target.name)
+    if target.kind == "relay":
+        result.notes.append("the relay keeps no history")
+        return result
+    population = make_population(target, users=2, group_size=2)
+    conversation = next(iter(population.conversations.values()))
+    reader = population.devices[1]
+    log(f"  loading {options.history_messages:,} messages ...")
+    loaded = load(
+        target.env,
+        conversation_id=conversation.id,
+        sender_id=conversation.member_ids[0],
+        count=options.history_messages,
+    )
+    log(f"  loaded in {loaded['seconds']:.1f} s ({loaded['rows_per_s']:,.0f} rows/s)")
+    store = probe_store(
+        target.env,
+        conversation_id=conversation.id,
+        first_id=loaded["first_id"],
+        last_id=loaded["last_id"],
+        reads=options.history_reads,
+    )
+    for concurrency in (1, 8):
+        for position in ("newest", "random"):
+            timings = read_pages_http(
+                target.base_urls,
+                token=reader.token,
+                conversation_id=conversation.id,
+                first_id=loaded["first_id"],
+                last_id=loaded["last_id"],
+                reads=options.history_reads,
+                concurrency=concurrency,
+                position=position,
+            )
+            row = {
+                "measured": "REST GET, client side",
+                "position": position,
+                "concurrency": concurrency,
+                **latency_summary(timings["latencies"]),
+                "pages_per_s": timings["pages_per_s"],
+            }
+            result.rows.append(row)
+    for position, latencies in store.items():
+        result.rows.append(
+            {
+                "measured": "store.page_conversation, in process",
+                "position": position,
+                "concurrency": 1,
+                **latency_summary(latencies),
+                "pages_per_s": float("nan"),
+            }
+        )
+    for row in result.rows:
+        log(
+            f"  {row['measured']:<38} {row['position']:<7} x{row['concurrency']}: "
+            f"p50 {row['p50']:.2f}  p99 {row['p99']:.2f} ms"
+        )
+    result.summary = {
+        "stored_messages": loaded["count"],
+        "load_rows_per_s": loaded["rows_per_s"],
+        "rest_p99_ms_random_c1": next(
+            r["p99"]
+            for r in result.rows
+            if r["measured"].startswith("REST")
+            and r["position"] == "random"
+            and r["concurrency"] == 1
+        ),
+        "store_p99_ms_random": latency_summary(store["random"])["p99"],
+    }
+    return result

@@ -9,6 +9,7 @@ our own code), which is what tells a reader what bounds a figure.
 from __future__ import annotations
 
 import shutil
+import signal
 import subprocess
 import sys
 from collections import Counter
@@ -44,12 +45,14 @@ def py_spy() -> str | None:
     return found if Path(found).exists() else None
 
 
-def start(pids: list[int], *, seconds: float, folder: Path) -> list[subprocess.Popen[bytes]]:
-    """One py-spy per server process (sampling without pausing it), for ``seconds``."""
+def start(pids: list[int], *, seconds: float | None, folder: Path) -> list[subprocess.Popen[bytes]]:
+    """One py-spy per server process (sampling without pausing it), for ``seconds`` or,
+    with None, until ``finish(..., stop=True)``."""
     binary = py_spy()
     if binary is None:
         return []
     folder.mkdir(parents=True, exist_ok=True)
+    duration = [] if seconds is None else ["--duration", str(max(1, int(seconds)))]
     return [
         subprocess.Popen(  # noqa: S603 (fixed arguments)
             [
@@ -59,8 +62,7 @@ def start(pids: list[int], *, seconds: float, folder: Path) -> list[subprocess.P
                 "--subprocesses",
                 "--format",
                 "raw",
-                "--duration",
-                str(max(1, int(seconds))),
+                *duration,
                 "--pid",
                 str(pid),
                 "--output",
@@ -73,7 +75,12 @@ def start(pids: list[int], *, seconds: float, folder: Path) -> list[subprocess.P
     ]
 
 
-def finish(processes: list[subprocess.Popen[bytes]]) -> None:
+def finish(processes: list[subprocess.Popen[bytes]], *, stop: bool = False) -> None:
+    """Wait for the profilers; ``stop`` ends open-ended ones (py-spy writes its output on
+    SIGINT)."""
+    for process in processes:
+        if stop:
+            process.send_signal(signal.SIGINT)
     for process in processes:
         try:
             process.wait(60)

@@ -29,6 +29,7 @@ HEADLINES: dict[str, list[tuple[str, str, bool]]] = {
     ],
     "group": [
         ("max_sustained_deliveries_per_s", "max deliveries/s (p99 <= 250 ms, no loss)", True),
+        ("max_deliveries_per_s_at_p99_100ms", "max deliveries/s (p99 <= 100 ms, no loss)", True),
         ("server_cpu_ms_per_msg", "server CPU ms per sent message (median of steps)", False),
         ("lost", "lost deliveries", False),
         ("duplicates", "duplicates", False),

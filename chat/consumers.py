@@ -23,7 +23,6 @@ from typing import Any, TypeVar
 
 import orjson
 from channels.consumer import AsyncConsumer
-from channels.db import database_sync_to_async
 from django.conf import settings
 
 from accounts.models import Device, User
@@ -34,6 +33,7 @@ from chat.services import sync as sync_service
 from chat.services.messages import SendRequest
 from chat.services.payloads import iso, message_payload
 from chatproject.coalesce import PerLoop
+from chatproject.db_threads import in_db_thread
 from chatproject.errors import RateLimited, ServiceError
 from notifications import services as push_services
 from presence.session import PresenceSession
@@ -66,7 +66,7 @@ _ack_coalesced: PerLoop[sync_service.Ack, None] = PerLoop(
 
 async def _in_thread(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     # Not thread-sensitive: service calls from many sockets may run in parallel threads.
-    result: T = await database_sync_to_async(func, thread_sensitive=False)(*args, **kwargs)
+    result: T = await in_db_thread(func, *args, **kwargs)
     return result
 
 

@@ -17,7 +17,7 @@ import weakref
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
-from channels.db import database_sync_to_async
+from chatproject.db_threads import in_db_thread
 
 In = TypeVar("In")
 Out = TypeVar("Out")
@@ -54,9 +54,8 @@ class Coalescer(Generic[In, Out]):
             await self._run(batch)
 
     async def _run(self, batch: list[tuple[In, asyncio.Future[Out]]]) -> None:
-        run = database_sync_to_async(self.batch_function, thread_sensitive=False)
         try:
-            outcomes = await run([item for item, _ in batch])
+            outcomes = await in_db_thread(self.batch_function, [item for item, _ in batch])
         except Exception as error:  # noqa: BLE001 (every waiter gets the failure)
             for _, future in batch:
                 if not future.done():
@@ -82,9 +81,9 @@ class PerLoop(Generic[In, Out]):
     ) -> None:
         self.batch_function = batch_function
         self.max_batch = max_batch
-        self._by_loop: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, Coalescer[In, Out]
-        ] = weakref.WeakKeyDictionary()
+        self._by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Coalescer[In, Out]] = (
+            weakref.WeakKeyDictionary()
+        )
 
     async def __call__(self, item: In) -> Out:
         loop = asyncio.get_running_loop()

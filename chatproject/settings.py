@@ -112,7 +112,21 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # concurrent writers at once ("table is locked") where a file waits its turn.
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}
 else:
-    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
+    # A bounded connection pool per process (Django's, on psycopg_pool). Under ASGI every
+    # REST request runs in a thread of its own, and per-thread persistent connections
+    # (CONN_MAX_AGE) pile up until PostgreSQL refuses clients ("too many clients", seen
+    # with a few processes under load); with the pool a "closed" connection goes back to
+    # it, so service calls from sockets reuse connections instead of reconnecting.
+    DB_POOL_SIZE = env.int("DB_POOL_SIZE", default=20)
+    if DB_POOL_SIZE > 0:
+        DATABASES["default"]["CONN_MAX_AGE"] = 0
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": 1,
+            "max_size": DB_POOL_SIZE,
+            "timeout": 10,
+        }
+    else:
+        DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
     # No health check: it costs a "SELECT 1" round trip at the start of every service call
     # from a socket (measured: 12% of the send path); a dead connection fails and reconnects.
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = False

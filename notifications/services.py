@@ -4,7 +4,7 @@ behind it. The Celery tasks (notifications/tasks.py) only call into this module.
 Entry points from the chat server, all cheap on the caller's side (at most one task
 enqueued, never a query):
 
-* :func:`message_stored`: a send committed; ``chat.realtime.publish`` reported which
+* :func:`messages_stored`: sends committed; ``chat.realtime.publish_many`` reported which
   recipients have no live connection anywhere. Those (never the sender) are pushed.
 * :func:`device_unacked`: a connected device did not acknowledge a delivered event within
   ``PUSH_UNACKED_DELAY`` seconds (the app may be suspended with its socket open).
@@ -58,25 +58,13 @@ UNACKED_SYNC_READ_LIMIT = 500
 
 
 # --- entry points from the chat server (cheap: one enqueue at most) ---------------------------
-def message_stored(
-    message: StoredMessage, seqs: Mapping[int, int], offline_user_ids: Iterable[int]
-) -> None:
-    """After a send committed: push the offline recipients. Runs in the send's on-commit
-    callback, so it does nothing but enqueue, and only when someone is offline."""
-    recipients = sorted(u for u in offline_user_ids if u != message.sender_id and u in seqs)
-    if not recipients:
-        return
-    _enqueue_safely(
-        "push_new_message",
-        [message.id, message.conversation_id, recipients],
-    )
-
-
 def messages_stored(
     stored: Sequence[tuple[StoredMessage, Mapping[int, int], Iterable[int]]],
 ) -> None:
-    """``message_stored`` for a batch of sends (group commit): one enqueue for all of them,
-    so a batch to offline users costs one broker round trip, not one per message."""
+    """After a batch of sends committed (group commit; a single send is a batch of one):
+    push each message's offline recipients, never its sender. Runs in the send's on-commit
+    callback, so it does nothing but enqueue: one task for the whole batch, and none at all
+    when nobody is offline."""
     batch = []
     for message, seqs, offline_user_ids in stored:
         recipients = sorted(u for u in offline_user_ids if u != message.sender_id and u in seqs)

@@ -23,10 +23,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import orjson
-from channels.db import database_sync_to_async
 from django.conf import settings
 
 from chat.services.conversations import UnknownConversation
+from chatproject.db_threads import in_db_thread
 from chatproject.errors import RateLimited
 
 from . import services
@@ -52,7 +52,7 @@ _connection_numbers = itertools.count(1)
 
 
 async def _in_thread(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    result: T = await database_sync_to_async(func, thread_sensitive=False)(*args, **kwargs)
+    result: T = await in_db_thread(func, *args, **kwargs)
     return result
 
 

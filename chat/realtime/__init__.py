@@ -75,8 +75,22 @@ def _dispatch_locally(data: bytes, user_ids: Sequence[int]) -> list[int]:
     return [u for u in user_ids if not any(hub.holds(u) for hub in hubs)]
 
 
-def _offline(user_ids: Sequence[int], indexes: Sequence[int]) -> list[int]:
-    return [user_ids[i - 1] for i in indexes]  # the script returns Lua's 1-based indexes
+def _own_hubs() -> dict[bytes, Hub]:
+    """This process's hubs that are subscribed: the routing script skips publishing to them
+    and says which hold recipients, and the event is handed over in memory."""
+    return {hub.process_id.encode(): hub for hub in local_hubs() if hub.routable}
+
+
+def _routed(
+    user_ids: Sequence[int], data: bytes, reply: Sequence[Any], own: Mapping[bytes, Hub]
+) -> list[int]:
+    """Hand the event to this process's hubs the script named; return the offline users."""
+    offline_indexes, own_targets = reply
+    for process_id in own_targets:
+        hub = own.get(process_id)
+        if hub is not None:
+            hub.loop.call_soon_threadsafe(_start_dispatch, hub, data)
+    return [user_ids[i - 1] for i in offline_indexes]  # Lua's indexes are 1-based
 
 
 def _start_dispatch(hub: Hub, data: bytes) -> None:
@@ -111,11 +125,7 @@ def publish(
     """
     if not user_ids:
         return []
-    data = envelope.encode(user_ids, frame, seqs=seqs, skip_device_id=skip_device_id)
-    if settings.REDIS_URL:
-        offline = _sync_script()(keys=[user_route_key(u) for u in user_ids], args=[data])
-        return _offline(user_ids, offline)
-    return _dispatch_locally(data, user_ids)
+    return publish_many([Outgoing(user_ids, frame, seqs, skip_device_id)])[0]
 
 
 def publish_many(events: Sequence[Outgoing]) -> list[list[int]]:
@@ -131,11 +141,12 @@ def publish_many(events: Sequence[Outgoing]) -> list[list[int]]:
         ]
     script = _sync_script()
     client = script.registered_client
+    own = _own_hubs()
     for attempt in (1, 2):
         pipe = client.pipeline(transaction=False)
         for event, data in zip(events, encoded, strict=True):
             keys = [user_route_key(u) for u in event.user_ids]
-            pipe.evalsha(script.sha, len(keys), *keys, data)
+            pipe.evalsha(script.sha, len(keys), *keys, data, *own)
         try:
             replies = pipe.execute()
             break
@@ -144,7 +155,10 @@ def publish_many(events: Sequence[Outgoing]) -> list[list[int]]:
             if attempt == 2:
                 raise
             client.script_load(ROUTE_AND_PUBLISH_LUA)
-    return [_offline(e.user_ids, reply) for e, reply in zip(events, replies, strict=True)]
+    return [
+        _routed(e.user_ids, data, reply, own)
+        for e, data, reply in zip(events, encoded, replies, strict=True)
+    ]
 
 
 async def apublish(
@@ -159,8 +173,9 @@ async def apublish(
         return []
     data = envelope.encode(user_ids, frame, seqs=seqs, skip_device_id=skip_device_id)
     if settings.REDIS_URL:
-        offline = await _async_script()(keys=[user_route_key(u) for u in user_ids], args=[data])
-        return _offline(user_ids, offline)
+        own = _own_hubs()
+        reply = await _async_script()(keys=[user_route_key(u) for u in user_ids], args=[data, *own])
+        return _routed(user_ids, data, reply, own)
     return _dispatch_locally(data, user_ids)
 
 
@@ -168,6 +183,8 @@ def disconnect_devices(*, user_id: int, device_ids: Sequence[int]) -> None:
     """Close the live connections of revoked devices, wherever they are."""
     data = envelope.encode([user_id], b"{}", close_device_ids=device_ids)
     if settings.REDIS_URL:
-        _sync_script()(keys=[user_route_key(user_id)], args=[data])
+        own = _own_hubs()
+        reply = _sync_script()(keys=[user_route_key(user_id)], args=[data, *own])
+        _routed([user_id], data, reply, own)
     else:
         _dispatch_locally(data, [user_id])

@@ -166,6 +166,12 @@ class Hub:
                         "hub: could not remove route of user %s", connection.user_id, exc_info=True
                     )
 
+    @property
+    def routable(self) -> bool:
+        """Subscribed to its Redis channel: its routes are announced, and publishes from
+        this process may hand it events in memory."""
+        return self._redis is not None and self._started.is_set()
+
     def holds(self, user_id: int) -> bool:
         """Whether this process has a live connection of the user (safe from any thread)."""
         return user_id in self._by_user

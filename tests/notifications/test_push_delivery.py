@@ -102,6 +102,32 @@ def test_group_push_names_the_group_and_the_badge_counts_every_unread_message(
     assert by_text["Are you coming?"]["tag"] != by_text["Saturday 9am at the wall"]["tag"]
 
 
+def test_every_message_of_a_group_commit_batch_is_pushed(
+    phone: PhoneFactory, push_env: PushServices
+) -> None:
+    from chat.services import messages
+
+    alice, bob, carol = phone("alice"), phone("bob"), phone("carol")
+    bob.register_webpush(push_env.new_subscription("bob-web"))
+    from_alice, from_carol = alice.direct_with(bob.user), carol.direct_with(bob.user)
+
+    outcomes = messages.send_messages(
+        [
+            messages.SendRequest(alice.user.pk, from_alice, "a1", "from Alice"),
+            messages.SendRequest(carol.user.pk, from_carol, "c1", "from Carol"),
+            messages.SendRequest(alice.user.pk, from_alice, "a2", "Alice again"),
+        ]
+    )
+
+    assert all(isinstance(o, messages.SendResult) for o in outcomes)
+    pushes = push_env.wait_for(lambda got: len(got) == 3)
+    assert sorted(p.payload["preview"] for p in pushes) == [
+        "Alice again",
+        "from Alice",
+        "from Carol",
+    ]
+
+
 def test_muted_conversation_and_do_not_disturb_suppress_pushes_previews_can_be_hidden(
     phone: PhoneFactory, push_env: PushServices
 ) -> None:

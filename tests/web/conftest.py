@@ -42,11 +42,10 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 UI_TIMEOUT_MS = 20_000
 PHONE = "Pixel 7"
 
-pytestmark = pytest.mark.browser
 expect.set_options(timeout=UI_TIMEOUT_MS)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def playwright() -> Iterator[Playwright]:
     if not CHROMIUM.exists():
         message = "Chromium is missing: apt-get install -y chromium (scripts/test does it)"
@@ -57,7 +56,7 @@ def playwright() -> Iterator[Playwright]:
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     browser = playwright.chromium.launch(
         executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS

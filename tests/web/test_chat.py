@@ -79,7 +79,6 @@ def test_direct_and_group_chat(
     expect(bob.message("Hi Bob! Are you around?")).to_have_count(0)
     if not phone:
         alice.screenshot("desktop-direct.png")
-        bob.screenshot("desktop-direct-bob.png")
 
     # Alice creates a group with Bob and Carol.
     alice.home()

@@ -12,7 +12,7 @@ from playwright.sync_api import Playwright, expect
 
 from tests.e2e.conftest import ServerProcess
 
-from .conftest import CHROMIUM, CHROMIUM_ARGS, UI_TIMEOUT_MS, ChatUser
+from .conftest import CHROMIUM, CHROMIUM_ARGS, UI_TIMEOUT_MS, ChatUser, api_sign_up
 
 pytestmark = pytest.mark.browser
 
@@ -107,3 +107,43 @@ def test_large_ids_keep_every_digit(open_user: Callable[..., ChatUser]) -> None:
         "esc": '"123456789012345678',
     }
     assert parsed == [expected, expected, 1]
+
+
+def tab_to(user: ChatUser, name: str, *, backwards: bool = False) -> None:
+    """Press Tab (or Shift+Tab) until the control called ``name`` has the focus."""
+    key = "Shift+Tab" if backwards else "Tab"
+    for _ in range(40):
+        user.page.keyboard.press(key)
+        focused = user.page.evaluate(
+            "(() => { const el = document.activeElement;"
+            " return el ? (el.getAttribute('aria-label') || el.textContent || '').trim() : ''; })()"
+        )
+        if focused == name:
+            return
+    raise AssertionError(f"{name!r} cannot be reached with {key}")
+
+
+def test_keyboard_only(
+    open_user: Callable[..., ChatUser], web_servers: list[ServerProcess]
+) -> None:
+    """Everything in a chat is reachable without a mouse, Edit/Delete included."""
+    api_sign_up(web_servers[0], "bob", "Bob Chen")
+    alice = open_user("alice", "Alice Martin")
+    keyboard = alice.page.keyboard
+    tab_to(alice, "New chat")
+    keyboard.press("Enter")
+    keyboard.type("bob")
+    expect(alice.page.get_by_role("button", name="Message")).to_be_visible()
+    tab_to(alice, "Message")
+    keyboard.press("Enter")
+    expect(alice.page.locator("#conversation-title")).to_have_text("Bob Chen")
+    keyboard.type("typo here")
+    keyboard.press("Enter")
+    expect(alice.message("typo here").get_by_role("img", name="Sent")).to_be_visible()
+    tab_to(alice, "Edit message", backwards=True)
+    keyboard.press("Enter")
+    keyboard.press("Control+A")
+    keyboard.type("fixed")
+    keyboard.press("Enter")
+    expect(alice.page.locator(".message .text")).to_have_text(["fixed"])
+    expect(alice.message("fixed")).to_contain_text("edited")

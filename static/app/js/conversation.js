@@ -161,10 +161,10 @@ export function conversationPage(main, store, conversationId, hooks) {
     const desired = [];
     let day = null;
     for (const message of messages) {
-      const thisDay = message.created_at.slice(0, 10);
+      const thisDay = new Date(message.created_at).toDateString(); // the reader's day
       if (thisDay !== day) {
         day = thisDay;
-        const key = `day:${day}`;
+        const key = `day:${day.replace(/ /g, "-")}`;
         if (!rendered.has(key)) {
           rendered.set(key, { signature: "", element: h("li", { class: "day", dataset: { key } }, dayLabel(message.created_at)) });
         }
@@ -347,6 +347,8 @@ export function conversationPage(main, store, conversationId, hooks) {
   store.addEventListener("presence", onPresence);
   store.addEventListener("typing", onTyping);
 
+  // What was typed but not sent stays with the conversation while the tab is open.
+  textarea.value = store.drafts.get(conv.id) || "";
   renderHeader();
   updateComposer();
   renderMessages();
@@ -367,8 +369,12 @@ export function conversationPage(main, store, conversationId, hooks) {
   if (!matchMedia("(pointer: coarse)").matches) textarea.focus();
 
   return () => {
+    if (!editing && textarea.value) store.drafts.set(conv.id, textarea.value);
+    else store.drafts.delete(conv.id);
     store.openConversationId = null;
     clearTimeout(readTimer);
+    // Leaving right after a message arrived still counts as having seen it.
+    if (document.visibilityState === "visible") store.markRead(conv.id);
     document.removeEventListener("visibilitychange", onVisible);
     window.removeEventListener("focus", onVisible);
     store.removeEventListener("messages", onMessages);

@@ -146,6 +146,11 @@ function startSession(me) {
       renderConnection(store);
     },
     async onHello(hello, isFirst) {
+      if (!isFirst && hello.last_seq < socket.cursor) {
+        // The server's queue is behind our cursor: its data was reset. Start over.
+        location.reload();
+        return;
+      }
       if (isFirst) {
         await store.loadConversations();
         firstLoadDone = true;

@@ -32,6 +32,7 @@ export class Store extends EventTarget {
     this.connection = { state: "connecting", detail: {} };
     this.socket = null;
     this.openConversationId = null;
+    this.drafts = new Map(); // conversationId -> unsent text
   }
 
   emit(type, detail = null) {
