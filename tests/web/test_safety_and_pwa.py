@@ -132,6 +132,8 @@ def test_keyboard_only(
     keyboard = alice.page.keyboard
     tab_to(alice, "New chat")
     keyboard.press("Enter")
+    # The new-chat screen focuses its search box; keys typed before that would be lost.
+    expect(alice.page.get_by_label("Find people")).to_be_focused()
     keyboard.type("bob")
     expect(alice.page.get_by_role("button", name="Message")).to_be_visible()
     tab_to(alice, "Message")
