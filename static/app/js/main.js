@@ -154,7 +154,10 @@ function startSession(me) {
       if (isFirst) {
         await store.loadConversations();
         firstLoadDone = true;
-        route(true);
+        // Only a conversation screen waits for the first load ("Loading…"). Re-rendering
+        // any other screen would throw away what the user typed there meanwhile.
+        if ((currentRoute ?? "").split("/")[0] === "c") route(true);
+        else renderList();
       }
     },
     onEvent(event) {
