@@ -17,12 +17,13 @@ tests/chat/test_send_cost.py).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DataError, IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -35,6 +36,8 @@ from notifications import services as push_services
 
 from .conversations import UnknownConversation, access_conversation, member_ids, member_ids_of
 from .payloads import message_payload
+
+logger = logging.getLogger(__name__)
 
 
 class InvalidText(ServiceError):
@@ -143,14 +146,20 @@ def send_messages(requests: Sequence[SendRequest]) -> list[SendResult | ServiceE
         batch.append(_Accepted(index, request, message, members_of[request.conversation_id]))
     if batch:
         try:
-            stored = _store(batch)
-        except BatchHasRetry:  # a client retry in the batch: put them one by one instead
-            stored = [_store([accepted])[0] for accepted in batch]
+            stored: list[PutResult | ServiceError] = list(_store(batch))
+        except (BatchHasRetry, DataError, IntegrityError):
+            # A client retry in the batch, or one message the database refuses: put them
+            # one by one, so the others are stored and only that one fails.
+            stored = [_store_alone(accepted) for accepted in batch]
         for accepted, result in zip(batch, stored, strict=True):
-            outcomes[accepted.index] = SendResult(
-                message=result.message,
-                seq=result.seqs[accepted.request.sender_id],
-                duplicate=not result.created,
+            outcomes[accepted.index] = (
+                result
+                if isinstance(result, ServiceError)
+                else SendResult(
+                    message=result.message,
+                    seq=result.seqs[accepted.request.sender_id],
+                    duplicate=not result.created,
+                )
             )
     finished: list[SendResult | ServiceError] = []
     for outcome in outcomes:
@@ -176,6 +185,14 @@ def _check_request(request: SendRequest, members: Sequence[int]) -> None:
         )
     if request.sender_id not in members:
         raise UnknownConversation("No such conversation, or you are not a member.")
+
+
+def _store_alone(accepted: _Accepted) -> PutResult | ServiceError:
+    try:
+        return _store([accepted])[0]
+    except (DataError, IntegrityError):
+        logger.exception("send: the database refused message %s", accepted.message.id)
+        return ServiceError("This message could not be stored.", code="server_error", status=500)
 
 
 def _store(batch: Sequence[_Accepted]) -> list[PutResult]:
