@@ -96,7 +96,8 @@ class ChatConsumer(AsyncConsumer):  # type: ignore[misc]
         self._violations = 0
         self._presence: PresenceSession | None = None
         self._presence_stop: asyncio.Task[None] | None = None
-        self._backlog: deque[bytes] = deque()
+        # Created on first use: most sockets never fall behind (an empty deque is ~600 bytes).
+        self._backlog: deque[bytes] | None = None
         self._writer: asyncio.Task[None] | None = None
         # uvicorn's protocol exposes whether the transport accepts more data; with it a slow
         # reader gets a backlog instead of stalling delivery to everyone else.
@@ -118,8 +119,9 @@ class ChatConsumer(AsyncConsumer):  # type: ignore[misc]
 
     # --- connection lifecycle ------------------------------------------------------------
     async def _on_connect(self) -> None:
-        user: User | None = self.scope.get("user")
-        device: Device | None = self.scope.get("device")
+        # Taken out of the scope: a socket lives for hours, and it needs only the two ids.
+        user: User | None = self.scope.pop("user", None)
+        device: Device | None = self.scope.pop("device", None)
         await self.base_send({"type": "websocket.accept"})
         self._connected = True
         if user is None or device is None:
@@ -207,6 +209,8 @@ class ChatConsumer(AsyncConsumer):  # type: ignore[misc]
         if self._closed or not self._connected:
             return
         if self._backlog or (self._writable is not None and not self._writable.is_set()):
+            if self._backlog is None:
+                self._backlog = deque()
             if len(self._backlog) >= BACKLOG_LIMIT:
                 # The device reads slower than it is written to; it resyncs from its cursor.
                 self._backlog.clear()
