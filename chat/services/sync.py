@@ -112,12 +112,21 @@ def acknowledge_many(acks: list[Ack]) -> list[None]:
             seq = min(ack.seq, last[ack.user_id])  # never past what exists
             cursors[ack.device_id] = max(cursors.get(ack.device_id, 0), seq)
             ranges.append((ack.user_id, ack.previous_seq, seq))
-        with transaction.atomic():
-            _store_cursors(cursors)
-            newest = store.newest_message_ids_many(ranges)
-            if newest:
-                _record_deliveries(newest)
+        # No enclosing transaction, on purpose: each statement commits on its own, so the
+        # membership rows it touches (which every send also updates, for unread counts)
+        # are locked only for that statement. Held to a commit, an ack batch's locks stalled
+        # the sends behind it (p99 238 ms against 25 ms without acks at 800 msgs/s). Every
+        # statement only moves markers forward, so a partial run is simply finished by the
+        # next ack.
+        _store_cursors(cursors)
+        newest = store.newest_message_ids_many(ranges)
+        if newest:
+            _record_deliveries(newest)
     return [None] * len(acks)
+
+
+# Delivered markers are moved this many rows per statement (each its own transaction).
+DELIVERY_ROWS_PER_STATEMENT = 25
 
 
 def _store_cursors(cursors: dict[int, int]) -> None:
@@ -156,16 +165,19 @@ def _record_deliveries(newest: dict[tuple[int, int], int]) -> None:
     if not rows:
         return
     table = Membership._meta.db_table
+    moved: list[tuple[int, int, int]] = []
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} SET last_delivered_id = v.column3 "  # noqa: S608 (constant fragments)
-            f"FROM (VALUES {', '.join(['(%s, %s, %s)'] * len(rows))}) AS v "
-            f"WHERE {table}.conversation_id = v.column1 AND {table}.user_id = v.column2 "
-            f"AND {table}.last_delivered_id < v.column3 "
-            f"RETURNING {table}.conversation_id, {table}.user_id, {table}.last_delivered_id",
-            [value for row in rows for value in row],
-        )
-        moved: list[tuple[int, int, int]] = cursor.fetchall()
+        for start in range(0, len(rows), DELIVERY_ROWS_PER_STATEMENT):
+            chunk = rows[start : start + DELIVERY_ROWS_PER_STATEMENT]
+            cursor.execute(
+                f"UPDATE {table} SET last_delivered_id = v.column3 "  # noqa: S608 (constant fragments)
+                f"FROM (VALUES {', '.join(['(%s, %s, %s)'] * len(chunk))}) AS v "
+                f"WHERE {table}.conversation_id = v.column1 AND {table}.user_id = v.column2 "
+                f"AND {table}.last_delivered_id < v.column3 "
+                f"RETURNING {table}.conversation_id, {table}.user_id, {table}.last_delivered_id",
+                [value for row in chunk for value in row],
+            )
+            moved += cursor.fetchall()
     if not moved:
         return
     members = member_ids_of(conversation_id for conversation_id, _, _ in moved)

@@ -157,7 +157,8 @@ def test_acks_of_many_devices_cost_the_queries_of_one_and_move_every_cursor(
     from chat.services import sync
 
     sender = make_user()
-    readers = [make_user() for _ in range(30)]
+    # Up to DELIVERY_ROWS_PER_STATEMENT markers move in one statement (each commits alone).
+    readers = [make_user() for _ in range(sync.DELIVERY_ROWS_PER_STATEMENT)]
     devices = [
         account_services.issue_device_token(r, device_name="phone", platform="ios").device.pk
         for r in readers
