@@ -36,7 +36,7 @@ import orjson
 from django.db import connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.utils import CursorWrapper
-from django.db.models import Field, Max, Model, Q
+from django.db.models import Field, Max, Model
 from django.utils import timezone
 
 from .base import (
@@ -372,18 +372,26 @@ class DjangoMessageStore(MessageStore):
     ) -> dict[tuple[int, int], int]:
         if not ranges:
             return {}
-        # One statement: an index range scan per (user, seq range), aggregated in the database.
-        wanted = Q()
-        for user_id, after_seq, upto_seq in ranges:
-            wanted |= Q(user_id=user_id, seq__gt=after_seq, seq__lte=upto_seq)
-        rows = (
-            SyncEntryRecord.objects.using(self.using)
-            .filter(wanted, kind=EventKind.MESSAGE, message_id__isnull=False)
-            .values("user_id", "conversation_id")
-            .annotate(newest=Max("message_id"))
-            .values_list("user_id", "conversation_id", "newest")
-        )
-        return {(user_id, conversation_id): newest for user_id, conversation_id, newest in rows}
+        # One statement: the ranges joined as a VALUES list (an index range scan each),
+        # aggregated in the database. Written in SQL: the ORM's OR of hundreds of Q objects
+        # cost tens of milliseconds of compilation, holding the GIL the event loop needs.
+        newest: dict[tuple[int, int], int] = {}
+        connection = connections[self.using]
+        with connection.cursor() as cursor:
+            for chunk in _chunks(ranges, _MAX_PARAMS_PER_STATEMENT // 3):
+                values = ", ".join(["(%s, %s, %s)"] * len(chunk))
+                cursor.execute(
+                    f"SELECT s.user_id, s.conversation_id, MAX(s.message_id) FROM {_SYNC_TABLE} s "  # noqa: S608 (constant fragments)
+                    f"JOIN (VALUES {values}) AS r ON s.user_id = r.column1 "
+                    "AND s.seq > r.column2 AND s.seq <= r.column3 "
+                    "WHERE s.kind = %s AND s.message_id IS NOT NULL "
+                    "GROUP BY s.user_id, s.conversation_id",
+                    [value for item in chunk for value in item] + [EventKind.MESSAGE],
+                )
+                for user_id, conversation_id, message_id in cursor.fetchall():
+                    key = (user_id, conversation_id)
+                    newest[key] = max(newest.get(key, 0), message_id)
+        return newest
 
     def last_seqs(self, user_ids: Iterable[int]) -> dict[int, int]:
         wanted = set(user_ids)
