@@ -46,6 +46,7 @@ GAP_FILL_DELAY_SECONDS = 0.2
 PENDING_LIMIT = 2_000
 BACKLOG_LIMIT = 5_000
 ACK_FLUSH_SECONDS = 1.0
+ACK_FLUSH_SLOTS = 10
 # Frame flood control: a token bucket per connection; persistent abuse closes the socket.
 FRAME_RATE_PER_SECOND = 30.0
 FRAME_BURST = 60.0
@@ -441,11 +442,14 @@ class ChatConsumer(AsyncConsumer):  # type: ignore[misc]
             self._ack_task = asyncio.create_task(self._flush_ack_later())
 
     async def _flush_ack_later(self) -> None:
-        # Every socket flushes on the same clock ticks, so the flushes of all devices of the
-        # process reach the ack coalescer together: one transaction per tick, not one per
-        # device (400 devices acking once a second cost 400 transactions a second).
+        # Sockets flush on shared clock ticks, so the flushes of many devices reach the ack
+        # coalescer together (400 devices acking once a second on their own clocks cost 400
+        # transactions a second). There are ACK_FLUSH_SLOTS ticks per period, a device
+        # keeping to its slot: one burst of every device's ack stalled deliveries behind it.
+        period = ACK_FLUSH_SECONDS / ACK_FLUSH_SLOTS
+        slot = (self.device_id % ACK_FLUSH_SLOTS) * period
         now = asyncio.get_running_loop().time()
-        await asyncio.sleep(ACK_FLUSH_SECONDS - now % ACK_FLUSH_SECONDS)
+        await asyncio.sleep(ACK_FLUSH_SECONDS - (now - slot) % ACK_FLUSH_SECONDS)
         await self._flush_ack()
 
     async def _flush_ack(self) -> None:
