@@ -18,7 +18,6 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
 from typing import Any, TypeVar
 
 import orjson
@@ -63,12 +62,6 @@ _hello_state_coalesced: PerLoop[tuple[int, int], tuple[int, int]] = PerLoop(
 _ack_coalesced: PerLoop[sync_service.Ack, None] = PerLoop(
     sync_service.acknowledge_many, max_batch=500
 )
-
-
-async def _in_thread(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    # Not thread-sensitive: service calls from many sockets may run in parallel threads.
-    result: T = await in_db_thread(func, *args, **kwargs)
-    return result
 
 
 class ChatConsumer(AsyncConsumer):  # type: ignore[misc]
@@ -280,7 +273,7 @@ class ChatConsumer(AsyncConsumer):  # type: ignore[misc]
         if self._acked >= seq:
             return
         try:
-            await _in_thread(
+            await in_db_thread(
                 push_services.device_unacked,
                 user_id=self.user_id,
                 device_id=self.device_id,
@@ -307,7 +300,7 @@ class ChatConsumer(AsyncConsumer):  # type: ignore[misc]
         self._catching_up = True
         try:
             while not self._closed:
-                page = await _in_thread(
+                page = await in_db_thread(
                     sync_service.sync_page, self.user_id, after_seq=self._cursor, limit=500
                 )
                 for event in page.events:
@@ -416,7 +409,7 @@ class ChatConsumer(AsyncConsumer):  # type: ignore[misc]
 
     async def _handle_sync(self, frame: protocol.SyncFrame) -> None:
         after = frame.after if frame.after is not None else self._acked
-        page = await _in_thread(
+        page = await in_db_thread(
             sync_service.sync_page, self.user_id, after_seq=after, limit=frame.limit
         )
         reply: protocol.SyncPageFrame = {
@@ -463,7 +456,7 @@ class ChatConsumer(AsyncConsumer):  # type: ignore[misc]
                 logger.exception("chat consumer: storing the delivery cursor failed")
 
     async def _handle_read(self, frame: protocol.ReadFrame) -> None:
-        membership = await _in_thread(
+        membership = await in_db_thread(
             sync_service.mark_read,
             user_id=self.user_id,
             conversation_id=frame.conversation_id,
@@ -479,7 +472,7 @@ class ChatConsumer(AsyncConsumer):  # type: ignore[misc]
         )
 
     async def _handle_edit(self, frame: protocol.EditFrame) -> None:
-        await _in_thread(
+        await in_db_thread(
             message_service.edit_message,
             user_id=self.user_id,
             message_id=frame.message_id,
@@ -488,13 +481,13 @@ class ChatConsumer(AsyncConsumer):  # type: ignore[misc]
         await self._send_frame({"type": "ok", "ref": frame.ref})
 
     async def _handle_delete(self, frame: protocol.DeleteFrame) -> None:
-        await _in_thread(
+        await in_db_thread(
             message_service.delete_message, user_id=self.user_id, message_id=frame.message_id
         )
         await self._send_frame({"type": "ok", "ref": frame.ref})
 
     async def _handle_fetch(self, frame: protocol.FetchFrame) -> None:
-        found = await _in_thread(
+        found = await in_db_thread(
             message_service.fetch_messages, self.user_id, list(frame.message_ids)
         )
         await self._send_frame(

@@ -20,7 +20,7 @@ import secrets
 import time
 import weakref
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import orjson
 from django.conf import settings
@@ -49,11 +49,6 @@ _PRESENCE_PREFIX = b'{"type":"presence"'
 
 _process_token = secrets.token_hex(4)
 _connection_numbers = itertools.count(1)
-
-
-async def _in_thread(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    result: T = await in_db_thread(func, *args, **kwargs)
-    return result
 
 
 class PresenceSession:
@@ -86,7 +81,7 @@ class PresenceSession:
         self._started = True
         get_tracker().add(self)
         try:
-            await _in_thread(services.connection_opened, user_id=self.user_id, member=self.member)
+            await in_db_thread(services.connection_opened, user_id=self.user_id, member=self.member)
             self._opened_at = time.time()
         except Exception:
             # Presence must never cost a chat connection; the next tick re-adds the lease.
@@ -99,7 +94,7 @@ class PresenceSession:
         self._stopped = True
         get_tracker().discard(self)
         try:
-            await _in_thread(
+            await in_db_thread(
                 services.connection_closed,
                 user_id=self.user_id,
                 member=self.member,
@@ -134,7 +129,7 @@ class PresenceSession:
         self._watched_at = now
         held = self._held = []
         try:
-            users = await _in_thread(services.snapshot, self.user_id)
+            users = await in_db_thread(services.snapshot, self.user_id)
             await send(orjson.dumps({"type": "presence.snapshot", "ref": ref, "users": users}))
             while held:
                 await send(held.pop(0))
@@ -150,7 +145,7 @@ class PresenceSession:
             if len(self._members) >= MEMBERSHIP_CACHE_SIZE:
                 del self._members[next(iter(self._members))]
             try:
-                recipients: list[int] | None = await _in_thread(
+                recipients: list[int] | None = await in_db_thread(
                     services.typing_recipients, self.user_id, conversation_id
                 )
             except UnknownConversation:
@@ -206,14 +201,14 @@ class Tracker:
                 await session.time_out()
             else:
                 leases.append(Lease(session.user_id, session.member, wall - silent + timeout))
-        missing = await _in_thread(services.refresh_leases, leases)
+        missing = await in_db_thread(services.refresh_leases, leases)
         live = {session.member: session for session in self.sessions}
         for lease in missing:
             if lease.member in live:
-                await _in_thread(
+                await in_db_thread(
                     services.connection_opened, user_id=lease.user_id, member=lease.member
                 )
-        await _in_thread(services.sweep_expired)
+        await in_db_thread(services.sweep_expired)
 
 
 _trackers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Tracker] = (

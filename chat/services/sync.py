@@ -77,11 +77,6 @@ def hello_states(devices: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return [(last[user_id], delivered.get(device_id, 0)) for user_id, device_id in devices]
 
 
-def delivered_seq(device_id: int) -> int:
-    state = DeviceSyncState.objects.filter(device_id=device_id).only("delivered_seq").first()
-    return state.delivered_seq if state else 0
-
-
 @dataclass(frozen=True, slots=True)
 class Ack:
     """A device confirms it processed its queue up to ``seq`` (its last stored cursor was

@@ -87,6 +87,36 @@ def _message_from_row(row: Sequence[Any]) -> StoredMessage:
     return StoredMessage(*row)
 
 
+def _as_stored(message: NewMessage) -> StoredMessage:
+    """The message as just stored (never edited or deleted yet)."""
+    return StoredMessage(
+        id=message.id,
+        conversation_id=message.conversation_id,
+        sender_id=message.sender_id,
+        client_msg_id=message.client_msg_id,
+        text=message.text,
+        created_at=message.created_at,
+    )
+
+
+def _message_entries(
+    message: NewMessage, seqs: Mapping[int, int]
+) -> list[tuple[int, int, str, int, int | None, Mapping[str, Any], datetime]]:
+    """Sync entries announcing ``message`` to each recipient at its sequence number."""
+    return [
+        (
+            user_id,
+            seq,
+            EventKind.MESSAGE,
+            message.conversation_id,
+            message.id,
+            {},
+            message.created_at,
+        )
+        for user_id, seq in seqs.items()
+    ]
+
+
 def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -108,31 +138,8 @@ class DjangoMessageStore(MessageStore):
             seqs = self._assign_seqs(cursor, user_ids)
             sender_seq = seqs.get(message.sender_id)
             if self._insert_messages(cursor, connection, [(message, sender_seq)]):
-                self._insert_sync_entries(
-                    cursor,
-                    connection,
-                    [
-                        (
-                            user_id,
-                            seq,
-                            EventKind.MESSAGE,
-                            message.conversation_id,
-                            message.id,
-                            {},
-                            message.created_at,
-                        )
-                        for user_id, seq in seqs.items()
-                    ],
-                )
-                stored = StoredMessage(
-                    id=message.id,
-                    conversation_id=message.conversation_id,
-                    sender_id=message.sender_id,
-                    client_msg_id=message.client_msg_id,
-                    text=message.text,
-                    created_at=message.created_at,
-                )
-                return PutResult(message=stored, created=True, seqs=seqs)
+                self._insert_sync_entries(cursor, connection, _message_entries(message, seqs))
+                return PutResult(message=_as_stored(message), created=True, seqs=seqs)
             # A retry: give the sequence numbers back (we still hold the counter rows, so
             # nobody else can have taken the next ones) and acknowledge the original.
             self._release_seqs(cursor, user_ids)
@@ -192,29 +199,14 @@ class DjangoMessageStore(MessageStore):
                 cursor,
                 connection,
                 [
-                    (
-                        user_id,
-                        seq,
-                        EventKind.MESSAGE,
-                        message.conversation_id,
-                        message.id,
-                        {},
-                        message.created_at,
-                    )
+                    entry
                     for (message, _), seqs in zip(batch, seqs_of, strict=True)
-                    for user_id, seq in seqs.items()
+                    for entry in _message_entries(message, seqs)
                 ],
             )
         return [
             PutResult(
-                message=StoredMessage(
-                    id=message.id,
-                    conversation_id=message.conversation_id,
-                    sender_id=message.sender_id,
-                    client_msg_id=message.client_msg_id,
-                    text=message.text,
-                    created_at=message.created_at,
-                ),
+                message=_as_stored(message),
                 created=True,
                 seqs=seqs,
             )
