@@ -50,3 +50,19 @@ def check_production_mistakes(app_configs: Any = None, **kwargs: Any) -> list[Er
             )
         )
     return problems
+
+
+@register(deploy=True)
+def check_deployment_settings(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
+    """Settings that are right for tests and wrong for a deployment (``check --deploy``)."""
+    problems: list[Warning] = []
+    if settings.PUSH_ALLOW_HTTP_ENDPOINTS:
+        problems.append(
+            Warning(
+                "PUSH_ALLOW_HTTP_ENDPOINTS is on: any user can make the server send Web Push "
+                "requests to plain http URLs, IP addresses and loopback or private hosts.",
+                hint="Unset it: it exists for local test receivers only.",
+                id="chatproject.W002",
+            )
+        )
+    return problems

@@ -268,9 +268,13 @@ PUSH_MAX_ATTEMPTS = env.int("PUSH_MAX_ATTEMPTS", default=8)
 PUSH_RETRY_BASE_SECONDS = env.float("PUSH_RETRY_BASE_SECONDS", default=2.0)
 PUSH_RETRY_MAX_SECONDS = env.float("PUSH_RETRY_MAX_SECONDS", default=900.0)
 PUSH_DELIVERY_RETENTION_HOURS = env.int("PUSH_DELIVERY_RETENTION_HOURS", default=48)
-# Web Push endpoints must be https (the server POSTs to whatever URL a client registers);
-# plain http only for local test receivers.
+# Web Push endpoints must be https URLs of public hosts (the server POSTs to whatever URL a
+# client registers; notifications/endpoints.py). True: also plain http, IP literals and
+# loopback/private addresses, for local test receivers only (a deploy check warns).
 PUSH_ALLOW_HTTP_ENDPOINTS = env.bool("PUSH_ALLOW_HTTP_ENDPOINTS", default=False)
+# Only these Web Push hosts (comma-separated; ".push.services.mozilla.com" also matches its
+# subdomains). Empty: any public host.
+PUSH_ENDPOINT_HOSTS: list[str] = env.list("PUSH_ENDPOINT_HOSTS", default=[])
 
 # --- Static files -----------------------------------------------------------------------------
 STATIC_URL = "/static/"

@@ -5,7 +5,8 @@
   to the Celery task, which retries later with a countdown instead of sleeping in a worker.
 * Web Push (browsers) through pywebpush: the payload encrypted for the subscription
   (RFC 8291, aes128gcm) and signed with the server's VAPID key (RFC 8292). Web Push has
-  no batch API; a batch shares one HTTP session.
+  no batch API; a batch shares one HTTP session, which connects only to endpoints that
+  notifications.endpoints allows, at the address it checked.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ from typing import Any
 
 import orjson
 import requests
+import urllib3.exceptions
 from django.conf import settings
 
-from . import vapid
+from . import endpoints, vapid
 from .models import PushKind, PushRegistration
 from .payloads import fcm_data
 
@@ -43,6 +45,11 @@ class Outcome(enum.Enum):
     SENT = "sent"
     GONE = "gone"  # the address is dead: remove the registration
     RETRY = "retry"  # 429, 5xx or a network failure: try again later
+    # No connection at all (DNS, refused, connect timeout, TLS handshake or certificate):
+    # retried once (our own network may have blipped), then dropped. A host that is not a
+    # push service never answers, and retrying it PUSH_MAX_ATTEMPTS times only knocks on
+    # its door for hours.
+    UNREACHABLE = "unreachable"
     FAILED = "failed"  # refused for good (bad payload, misconfiguration): log, drop
 
 
@@ -84,7 +91,7 @@ def _send_webpush(targets: Sequence[tuple[PushRegistration, dict[str, Any]]]) ->
 
     key = vapid.server_key()
     results: list[Result] = []
-    with requests.Session() as session:
+    with endpoints.session() as session:
         for registration, payload in targets:
             subscription = {
                 "endpoint": registration.address,
@@ -109,11 +116,30 @@ def _send_webpush(targets: Sequence[tuple[PushRegistration, dict[str, Any]]]) ->
                 )
             except WebPushException as exc:
                 results.append(_webpush_failure(exc))
+            except endpoints.UnsafeEndpoint as exc:
+                # Its DNS moved to a private address, or the policy changed: never usable.
+                logger.warning(
+                    "push: endpoint of registration %s refused: %s", registration.pk, exc
+                )
+                results.append(Result(Outcome.GONE, detail=f"unsafe endpoint: {exc}"))
             except requests.RequestException as exc:
-                results.append(Result(Outcome.RETRY, detail=f"network: {exc}"))
+                outcome = Outcome.UNREACHABLE if _never_connected(exc) else Outcome.RETRY
+                results.append(Result(outcome, detail=f"network: {exc}"))
             else:
                 results.append(Result(Outcome.SENT))
     return results
+
+
+def _never_connected(exc: requests.RequestException) -> bool:
+    """True when no TLS session with the endpoint was established (as opposed to a push
+    service that accepted the connection and then failed or was slow)."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout | requests.exceptions.SSLError):
+        return True
+    if isinstance(exc, endpoints.UnresolvableEndpoint):
+        return True
+    # requests wraps urllib3's MaxRetryError, whose reason says what failed.
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(reason, urllib3.exceptions.NewConnectionError | urllib3.exceptions.SSLError)
 
 
 def _webpush_failure(exc: Any) -> Result:

@@ -36,9 +36,9 @@ from accounts.models import Device, User
 from chat.models import Conversation, Membership
 from chat.store import get_message_store
 from chat.store.base import EventKind, StoredMessage
-from chatproject.errors import NotFound, ServiceError
+from chatproject.errors import NotFound
 
-from . import payloads, providers
+from . import endpoints, payloads, providers
 from .models import (
     NotificationSettings,
     PushDelivery,
@@ -429,7 +429,11 @@ def _apply_results(
             # registered a new one meanwhile.
             gone |= Q(pk=registration.pk, address_hash=registration.address_hash)
             logger.info("push: registration %s is gone (%s)", registration.pk, result.detail)
-        elif result.outcome is providers.Outcome.RETRY:
+        elif result.outcome is providers.Outcome.UNREACHABLE and attempt > 1:
+            logger.warning(
+                "push: registration %s unreachable, dropped: %s", registration.pk, result.detail
+            )
+        elif result.outcome in (providers.Outcome.RETRY, providers.Outcome.UNREACHABLE):
             retry.append([registration.pk, delivery_id, payload])
             if result.retry_after is not None:
                 retry_after = max(retry_after or 0.0, result.retry_after)
@@ -463,21 +467,14 @@ def prune_deliveries() -> int:
 
 
 # --- registrations and settings (REST) --------------------------------------------------------
-class InvalidSubscription(ServiceError):
-    code = "invalid_push_subscription"
-
-
 def register(
     device: Device, *, kind: str, address: str, p256dh: str = "", auth: str = ""
 ) -> PushRegistration:
     """Set this device's push address (replacing its previous one). An address registered
     by another device moves here: it is the same app install or browser, logged in again,
-    and must not be pushed twice."""
-    if kind == PushKind.WEBPUSH and not (p256dh and auth):
-        raise InvalidSubscription(
-            "A Web Push subscription needs its p256dh and auth keys.",
-            fields={"keys": ["p256dh and auth are required."]},
-        )
+    and must not be pushed twice. A Web Push endpoint must be one the server may contact."""
+    if kind == PushKind.WEBPUSH:
+        endpoints.check_subscription(address, p256dh=p256dh, auth=auth)
     digest = address_digest(address)
     with transaction.atomic():
         PushRegistration.objects.filter(address_hash=digest).exclude(device=device).delete()

@@ -16,6 +16,11 @@ One HTTP server (a thread in the test process, a free port) plays:
 
 Failures are injected per subscription or per FCM token: a queue of (status,
 Retry-After) answers served before the normal success answer.
+
+Given a server-side TLS context the same service listens with TLS (``https://<name>:port``,
+the name its certificate is for). It counts every TCP connection it accepts, before any
+handshake, and records the SNI names clients sent: what an endpoint that must never be
+contacted would notice.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ from __future__ import annotations
 import base64
 import json
 import secrets
+import socket
+import ssl
 import struct
 import threading
 import time
@@ -117,13 +124,47 @@ class Received:
     at: float = field(default_factory=time.monotonic)
 
 
+class _CountingServer(ThreadingHTTPServer):
+    """Counts accepted connections; with TLS, the handshake runs in the handler's thread."""
+
+    def __init__(self, services: PushServices, tls: ssl.SSLContext | None) -> None:
+        self.services = services
+        self.tls = tls
+        super().__init__(("127.0.0.1", 0), services._handler_class())
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        connection, address = self.socket.accept()
+        with self.services._lock:
+            self.services.connections += 1
+        if self.tls is not None:
+            connection = self.tls.wrap_socket(
+                connection, server_side=True, do_handshake_on_connect=False
+            )
+        return connection, address
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        if isinstance(request, ssl.SSLSocket):
+            try:
+                request.do_handshake()
+            except (ssl.SSLError, OSError) as exc:
+                with self.services._lock:
+                    self.services.failed_handshakes.append(repr(exc))
+                return
+        super().finish_request(request, client_address)
+
+
 class PushServices:
-    def __init__(self) -> None:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self.port = self._server.server_address[1]
-        self.origin = f"http://127.0.0.1:{self.port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+    def __init__(self, *, tls: ssl.SSLContext | None = None, name: str = "127.0.0.1") -> None:
         self._lock = threading.Lock()
+        self.connections = 0  # TCP connections accepted (before any TLS handshake)
+        self.failed_handshakes: list[str] = []
+        self.server_names: list[str] = []  # SNI sent by TLS clients
+        if tls is not None:
+            tls.sni_callback = self._record_server_name
+        self._server = _CountingServer(self, tls)
+        self.port = self._server.server_address[1]
+        self.origin = f"{'https' if tls else 'http'}://{name}:{self.port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self.subscriptions: dict[str, Subscription] = {}
         self.received: list[Received] = []
         self.attempts: dict[str, list[float]] = defaultdict(list)  # target -> times
@@ -145,8 +186,15 @@ class PushServices:
         self._server.shutdown()
         self._server.server_close()
 
+    def _record_server_name(self, _socket: Any, name: str | None, _context: Any) -> None:
+        with self._lock:
+            self.server_names.append(name or "")
+
     def reset(self) -> None:
         with self._lock:
+            self.connections = 0
+            self.failed_handshakes.clear()
+            self.server_names.clear()
             self.subscriptions.clear()
             self.received.clear()
             self.attempts.clear()
@@ -191,7 +239,8 @@ class PushServices:
 
     def fail_next(self, target: str, *answers: tuple[int, str | None]) -> None:
         """Answer the next requests for ``target`` (subscription name or FCM token) with these
-        (status, Retry-After) before accepting."""
+        (status, Retry-After) before accepting; for a 3xx status the second item is the
+        redirect's Location."""
         with self._lock:
             self._failures[target].extend(answers)
 
@@ -313,9 +362,9 @@ class PushServices:
                     return
                 failure = services._next_failure(subscription.name)
                 if failure is not None:
-                    status, retry_after = failure
-                    extra = {"Retry_After": retry_after} if retry_after else {}
-                    self._answer(status, None, **extra)
+                    status, value = failure
+                    name = "Location" if 300 <= status < 400 else "Retry_After"
+                    self._answer(status, None, **({name: value} if value else {}))
                     return
                 try:
                     payload = json.loads(subscription.decrypt(body))
