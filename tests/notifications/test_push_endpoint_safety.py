@@ -133,20 +133,40 @@ def _send_now(registration_id: int) -> dict[str, int]:
 @pytest.mark.parametrize(
     "case",
     [
-        ("https://127.0.0.1:{port}/wp/x", None),
-        ("https://169.254.169.254/latest/meta-data/", None),
-        ("https://[::1]:{port}/wp/x", None),
-        ("https://10.0.0.1/wp/x", None),
-        ("https://[::ffff:127.0.0.1]:{port}/wp/x", None),
-        ("https://93.184.215.14/wp/x", None),  # an IP literal, even a public one
-        ("https://localhost:{port}/wp/x", None),  # the real resolver: 127.0.0.1
-        ("https://rebind.example.test:{port}/wp/x", ["10.1.2.3"]),
-        ("https://mixed.example.test:{port}/wp/x", [PUBLIC_ADDRESS, "127.0.0.1"]),
-        ("https://mapped.example.test:{port}/wp/x", ["::ffff:192.168.1.1"]),
-        ("https://metadata.example.test/wp/x", ["fd00:ec2::254"]),
-        ("https://zero.example.test:{port}/wp/x", ["0.0.0.0"]),  # noqa: S104 (an answer, not a bind)
-        ("https://cgnat.example.test/wp/x", ["100.64.0.1"]),
-        ("https://multicast.example.test/wp/x", ["224.0.0.251"]),
+        pytest.param(("https://127.0.0.1:{port}/wp/x", None), id="loopback-ip"),
+        pytest.param(("https://169.254.169.254/latest/meta-data/", None), id="metadata-ip"),
+        pytest.param(("https://[::1]:{port}/wp/x", None), id="ipv6-loopback"),
+        pytest.param(("https://10.0.0.1/wp/x", None), id="private-ip"),
+        pytest.param(("https://[::ffff:127.0.0.1]:{port}/wp/x", None), id="ipv4-mapped-ip"),
+        pytest.param(
+            ("https://93.184.215.14/wp/x", None), id="public-ip-literal"
+        ),  # an IP literal, even a public one
+        pytest.param(
+            ("https://localhost:{port}/wp/x", None), id="localhost"
+        ),  # the real resolver: 127.0.0.1
+        pytest.param(
+            ("https://rebind.example.test:{port}/wp/x", ["10.1.2.3"]), id="name-to-private"
+        ),
+        pytest.param(
+            ("https://mixed.example.test:{port}/wp/x", [PUBLIC_ADDRESS, "127.0.0.1"]),
+            id="name-with-one-loopback-answer",
+        ),
+        pytest.param(
+            ("https://mapped.example.test:{port}/wp/x", ["::ffff:192.168.1.1"]),
+            id="name-to-ipv4-mapped-private",
+        ),
+        pytest.param(
+            ("https://metadata.example.test/wp/x", ["fd00:ec2::254"]),
+            id="name-to-ipv6-unique-local",
+        ),
+        pytest.param(
+            ("https://zero.example.test:{port}/wp/x", [str(ipaddress.IPv4Address(0))]),
+            id="name-to-unspecified",
+        ),
+        pytest.param(("https://cgnat.example.test/wp/x", ["100.64.0.1"]), id="name-to-cgnat"),
+        pytest.param(
+            ("https://multicast.example.test/wp/x", ["224.0.0.251"]), id="name-to-multicast"
+        ),
     ],
 )
 def test_local_private_and_metadata_endpoints_are_refused_at_registration(
