@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 from . import services
 from .authentication import SESSION_DEVICE_KEY, request_device, request_user
 from .models import Device, User
+from .origins import NotCrossSite
 from .serializers import (
     AddContactSerializer,
     ContactSerializer,
@@ -51,7 +52,7 @@ def _token_response(
 
 
 class SignUpView(APIView):
-    permission_classes = [AllowAny]
+    permission_classes = [AllowAny, NotCrossSite]
     authentication_classes: list[type] = []
     throttle_classes = [SignUpThrottle]
 
@@ -79,7 +80,7 @@ class SignUpView(APIView):
 
 
 class LoginView(APIView):
-    permission_classes = [AllowAny]
+    permission_classes = [AllowAny, NotCrossSite]
     authentication_classes: list[type] = []
     throttle_classes = [LoginThrottle]
 
