@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
-from django.db import models
+from django.db import models, transaction
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -21,9 +22,41 @@ class User(AbstractUser):
             models.UniqueConstraint(Lower("username"), name="accounts_user_username_ci_unique"),
         ]
 
+    # Set by accounts.services.change_password for the next save: the device the user
+    # changed their own password from stays logged in. Not a database field.
+    device_kept_on_password_change: int | None = None
+
     @property
     def name(self) -> str:
         return self.display_name or self.username
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """Save, and when this changes the stored password hash (the admin's password form,
+        ``manage.py changepassword``, ``set_password`` anywhere), log out every device.
+
+        Comparing with the stored hash, not hooking ``set_password``, catches every path,
+        including a hash assigned directly or a stale instance written back.
+        """
+        update_fields = kwargs.get("update_fields")
+        writes_password = not self._state.adding and (
+            update_fields is None or "password" in update_fields
+        )
+        keep_device_id, self.device_kept_on_password_change = (
+            self.device_kept_on_password_change,
+            None,
+        )
+        with transaction.atomic():
+            stored_hash = (
+                User._base_manager.filter(pk=self.pk).values_list("password", flat=True).first()
+                if writes_password
+                else None
+            )
+            super().save(*args, **kwargs)
+            if stored_hash is not None and stored_hash != self.password:
+                from . import services
+
+                # Whoever knew the old password may hold a token or an open socket.
+                services.revoke_all_devices(self, except_device_id=keep_device_id)
 
     def __str__(self) -> str:
         return self.username

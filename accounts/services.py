@@ -143,11 +143,10 @@ def change_password(
         raise ServiceError(
             "The password is too weak.", code="weak_password", fields={"new_password": errors}
         )
-    with transaction.atomic():
-        user.set_password(new_password)
-        user.save(update_fields=["password", "updated_at"])
-        # Whoever knew the old password may hold a token: every other device logs in again.
-        revoke_all_devices(user, except_device_id=current_device_id)
+    user.set_password(new_password)
+    # Saving a new hash logs out every device (User.save), except the one this is done from.
+    user.device_kept_on_password_change = current_device_id
+    user.save(update_fields=["password", "updated_at"])
 
 
 def deactivate_user(user: User) -> None:

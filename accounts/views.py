@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 from . import services
 from .authentication import SESSION_DEVICE_KEY, request_device, request_user
 from .models import Device, User
+from .origins import NotCrossSite
 from .serializers import (
     AddContactSerializer,
     ContactSerializer,
@@ -27,7 +28,7 @@ from .serializers import (
     TokenResponseSerializer,
     UserSerializer,
 )
-from .throttles import LoginAddressThrottle, LoginUsernameThrottle, SignUpThrottle
+from .throttles import LoginThrottle, SignUpThrottle
 
 
 def _token_response(
@@ -51,7 +52,7 @@ def _token_response(
 
 
 class SignUpView(APIView):
-    permission_classes = [AllowAny]
+    permission_classes = [AllowAny, NotCrossSite]
     authentication_classes: list[type] = []
     throttle_classes = [SignUpThrottle]
 
@@ -79,9 +80,14 @@ class SignUpView(APIView):
 
 
 class LoginView(APIView):
-    permission_classes = [AllowAny]
+    permission_classes = [AllowAny, NotCrossSite]
     authentication_classes: list[type] = []
-    throttle_classes = [LoginAddressThrottle, LoginUsernameThrottle]
+    throttle_classes = [LoginThrottle]
+
+    def get_throttles(self) -> list[Any]:
+        # Kept so that post() can hand back the attempt's slot when it was no failed guess.
+        self.login_throttles: list[Any] = super().get_throttles()
+        return self.login_throttles
 
     @extend_schema(
         request=LoginSerializer,
@@ -89,10 +95,21 @@ class LoginView(APIView):
         summary="Log in and get a device token",
     )
     def post(self, request: Request) -> Response:
-        data = LoginSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        values: dict[str, Any] = data.validated_data
-        user = services.check_credentials(username=values["username"], password=values["password"])
+        wrong_password = False
+        try:
+            data = LoginSerializer(data=request.data)
+            data.is_valid(raise_exception=True)
+            values: dict[str, Any] = data.validated_data
+            user = services.check_credentials(
+                username=values["username"], password=values["password"]
+            )
+        except services.InvalidCredentials:
+            wrong_password = True
+            raise
+        finally:
+            if not wrong_password:
+                for throttle in self.login_throttles:
+                    throttle.forgive()
         issued = services.issue_device_token(
             user, device_name=values["device_name"], platform=values["platform"]
         )

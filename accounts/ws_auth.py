@@ -2,9 +2,11 @@
 
 Apps pass their device token in the ``Authorization: Bearer <token>`` header, or, where
 the WebSocket API cannot set headers, as the ``access_token`` query parameter. Browsers
-are authenticated by their session cookie, and then the ``Origin`` header must name one of
-ALLOWED_HOSTS (cross-site WebSocket hijacking). The result lands in ``scope["user"]`` and
-``scope["device"]``; anonymous sockets get ``user=None`` and the consumer refuses them.
+are authenticated by their session cookie, and then the ``Origin`` header must be the
+server's own origin, scheme, host and port (accounts.origins: cross-site WebSocket
+hijacking); any ``Origin`` sent is checked so, whatever the credentials. The result
+lands in ``scope["user"]`` and ``scope["device"]``; anonymous sockets get ``user=None``
+and the consumer refuses them.
 
 Unlike Channels' AuthMiddlewareStack this does not wrap ``send``: wrapping costs ~15% of
 the per-delivery CPU on the fan-out path, and the session is never written from a socket.
@@ -14,12 +16,11 @@ from __future__ import annotations
 
 from http.cookies import SimpleCookie
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
 from django.contrib.sessions.backends.base import SessionBase
-from django.http.request import validate_host
 from django.utils.crypto import constant_time_compare
 from django.utils.module_loading import import_string
 
@@ -28,6 +29,7 @@ from chatproject.db_threads import in_db_thread
 
 from .authentication import SESSION_DEVICE_KEY
 from .models import Device, User
+from .origins import origin_allowed
 from .tokens import devices_for_tokens, touch
 
 Scope = dict[str, Any]
@@ -37,13 +39,20 @@ def _headers(scope: Scope) -> dict[bytes, bytes]:
     return {name.lower(): value for name, value in scope.get("headers", [])}
 
 
-def _origin_allowed(origin: bytes) -> bool:
-    host = urlsplit(origin.decode("latin-1")).netloc.rsplit("@", 1)[-1]
-    hostname = host.split(":")[0] if not host.startswith("[") else host.split("]")[0] + "]"
-    allowed = list(settings.ALLOWED_HOSTS)
-    if settings.DEBUG:
-        allowed += ["localhost", "127.0.0.1", "[::1]"]
-    return bool(hostname) and validate_host(hostname, allowed)
+def _origin_allowed(scope: Scope, headers: dict[bytes, bytes], origin: bytes) -> bool:
+    secure = scope.get("scheme") == "wss"
+    proxy_header = settings.SECURE_PROXY_SSL_HEADER
+    if proxy_header is not None:
+        # The same trust as Django's request.is_secure() behind a TLS proxy.
+        name, value = proxy_header
+        forwarded = headers.get(name.removeprefix("HTTP_").replace("_", "-").lower().encode())
+        secure = forwarded is not None and forwarded.decode("latin-1").split(",")[0] == value
+    host = headers.get(b"host")
+    return origin_allowed(
+        origin.decode("latin-1"),
+        scheme="https" if secure else "http",
+        host=host.decode("latin-1") if host is not None else None,
+    )
 
 
 def _token_from(scope: Scope, headers: dict[bytes, bytes]) -> str | None:
@@ -101,7 +110,7 @@ async def authenticate_scope(scope: Scope) -> Auth:
     """Return (user, device, refusal reason)."""
     headers = _headers(scope)
     origin = headers.get(b"origin")
-    if origin is not None and not _origin_allowed(origin):
+    if origin is not None and not _origin_allowed(scope, headers, origin):
         return None, None, "origin_not_allowed"
     token = _token_from(scope, headers)
     if token is None:

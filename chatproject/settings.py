@@ -194,6 +194,10 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "chatproject.api.errors.exception_handler",
+    # Trusted proxies in front that append to X-Forwarded-For; the client address for
+    # throttling is the one the outermost of them saw. 0: REMOTE_ADDR (a client could
+    # otherwise pick a fresh address for every attempt).
+    "NUM_PROXIES": env.int("NUM_PROXIES", default=0),
     "DEFAULT_THROTTLE_RATES": {
         "login": env.str("THROTTLE_LOGIN", default="10/min"),
         "signup": env.str("THROTTLE_SIGNUP", default="20/hour"),

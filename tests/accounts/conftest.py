@@ -35,3 +35,7 @@ def disconnects(monkeypatch: pytest.MonkeyPatch) -> DisconnectCalls:
 
     monkeypatch.setattr(realtime, "disconnect_devices", recording)
     return recorder
+
+
+# Sockets through the real ASGI application, shared with the chat tests.
+from tests.chat.conftest import ws_devices  # noqa: E402, F401
