@@ -152,18 +152,33 @@ def create_group(creator: User, *, name: str, member_ids_: Iterable[int]) -> Con
     return conversation
 
 
-def _require_group_admin(actor: User, conversation_id: int) -> tuple[Conversation, Membership]:
-    conversation, membership = access_conversation(actor.pk, conversation_id)
+def _require_group_admin(
+    actor: User, conversation_id: int, *, by_moderator: bool = False
+) -> tuple[Conversation, Membership | None]:
+    """The group ``actor`` may manage: as its owner or an admin, or (``by_moderator``, the
+    Django admin) as a staff moderator, who need not be a member (no membership returned)."""
+    membership: Membership | None
+    if by_moderator:
+        if not (actor.is_active and actor.is_staff):
+            raise Forbidden("Only moderators can do that.")
+        conversation = Conversation.objects.filter(pk=conversation_id).first()
+        if conversation is None:
+            raise UnknownConversation("No such conversation.")
+        membership = None
+    else:
+        conversation, membership = access_conversation(actor.pk, conversation_id)
     if conversation.kind != ConversationKind.GROUP:
         raise ServiceError("Direct conversations have fixed members.", code="not_a_group")
-    if membership.role not in (Role.OWNER, Role.ADMIN):
+    if membership is not None and membership.role not in (Role.OWNER, Role.ADMIN):
         raise Forbidden("Only the group's owner or admins can do that.", code="not_group_admin")
     return conversation, membership
 
 
-def add_members(actor: User, conversation_id: int, user_ids: Iterable[int]) -> list[int]:
+def add_members(
+    actor: User, conversation_id: int, user_ids: Iterable[int], *, by_moderator: bool = False
+) -> list[int]:
     with transaction.atomic():
-        conversation, _ = _require_group_admin(actor, conversation_id)
+        conversation, _ = _require_group_admin(actor, conversation_id, by_moderator=by_moderator)
         # Lock the conversation row so concurrent additions cannot overshoot the limit.
         Conversation.objects.select_for_update().filter(pk=conversation.pk).first()
         current = set(member_ids(conversation.pk))
@@ -197,21 +212,26 @@ def add_members(actor: User, conversation_id: int, user_ids: Iterable[int]) -> l
     return new
 
 
-def remove_member(actor: User, conversation_id: int, user_id: int) -> None:
-    """Remove ``user_id``; a member may always remove themself (leave)."""
+def remove_member(
+    actor: User, conversation_id: int, user_id: int, *, by_moderator: bool = False
+) -> None:
+    """Remove ``user_id``; a member may always remove themself (leave). A moderator may
+    remove anyone, the owner included (ownership is then handed over as when they leave)."""
     with transaction.atomic():
-        if user_id == actor.pk:
+        if user_id == actor.pk and not by_moderator:
             conversation, membership = access_conversation(actor.pk, conversation_id)
             if conversation.kind != ConversationKind.GROUP:
                 raise ServiceError("You cannot leave a direct conversation.", code="not_a_group")
         else:
-            conversation, _ = _require_group_admin(actor, conversation_id)
+            conversation, _ = _require_group_admin(
+                actor, conversation_id, by_moderator=by_moderator
+            )
             membership = Membership.objects.filter(
                 conversation=conversation, user_id=user_id
             ).first()  # type: ignore[assignment]
             if membership is None:
                 raise NotFound("That user is not a member.", code="not_a_member")
-            if membership.role == Role.OWNER:
+            if membership.role == Role.OWNER and not by_moderator:
                 raise Forbidden("The owner cannot be removed.", code="cannot_remove_owner")
         before = member_ids(conversation.pk)
         membership.delete()
@@ -234,7 +254,9 @@ def _hand_over_ownership(conversation: Conversation) -> None:
         successor.save(update_fields=["role"])
 
 
-def rename_group(actor: User, conversation_id: int, name: str) -> Conversation:
+def rename_group(
+    actor: User, conversation_id: int, name: str, *, by_moderator: bool = False
+) -> Conversation:
     name = name.strip()
     if not name:
         raise ServiceError(
@@ -243,7 +265,7 @@ def rename_group(actor: User, conversation_id: int, name: str) -> Conversation:
             fields={"name": ["This field may not be blank."]},
         )
     with transaction.atomic():
-        conversation, _ = _require_group_admin(actor, conversation_id)
+        conversation, _ = _require_group_admin(actor, conversation_id, by_moderator=by_moderator)
         conversation.name = name[:100]
         conversation.save(update_fields=["name"])
         _notify(
