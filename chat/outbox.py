@@ -3,10 +3,11 @@
 Whoever produces a frame for a socket (the hub's fan-out, a reply to the device's own
 request) only appends it here and never waits for the socket, so a peer that reads slowly
 delays nobody else. The writer task awaits the ASGI ``send``; the ASGI specification has
-no back-pressure signal, but the servers we run make ``send`` wait while the peer does not
-read (uvicorn's ``websockets-sansio`` and ``websockets`` implementations wait for the
-transport to drain, through asyncio's public ``pause_writing``/``resume_writing``), so the
-frames that cannot be written wait here, where they are counted. Past
+no back-pressure signal, but the server we run makes ``send`` wait while the peer does
+not read (uvicorn's ``websockets-sansio``, ``wsproto`` and ``websockets`` implementations
+wait for the transport to drain, through asyncio's public ``pause_writing`` /
+``resume_writing`` flow control), so the frames that cannot be written wait here, where
+they are counted. Past
 ``WS_SEND_QUEUE_MAX_BYTES`` or ``WS_SEND_QUEUE_MAX_FRAMES`` the queue refuses more and its
 owner closes the connection (4009); the events are in the device's sync queue.
 """
