@@ -14,10 +14,8 @@ only in the service calls that need it).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from collections import deque
 from typing import Any, TypeVar
 
 import orjson
@@ -25,7 +23,9 @@ from channels.consumer import AsyncConsumer
 from django.conf import settings
 
 from accounts.models import Device, User
+from accounts.revocation import DeviceRevoked
 from chat import protocol, realtime
+from chat.outbox import Outbox
 from chat.send_batcher import send_coalesced
 from chat.services import messages as message_service
 from chat.services import sync as sync_service
@@ -43,7 +43,6 @@ T = TypeVar("T")
 # A seq gap not filled by a late live event within this time is read from the sync queue.
 GAP_FILL_DELAY_SECONDS = 0.2
 PENDING_LIMIT = 2_000
-BACKLOG_LIMIT = 5_000
 ACK_FLUSH_SECONDS = 1.0
 ACK_FLUSH_SLOTS = 10
 # Frame flood control: a token bucket per connection; persistent abuse closes the socket.
@@ -75,6 +74,8 @@ class ChatConsumer(AsyncConsumer):  # type: ignore[misc]
         self._closed = False
         self._live = False
         self._cursor = 0
+        # The highest seq this connection knows exists (hello, events): acks are capped to it.
+        self._newest_seq = 0
         self._pending: dict[int, bytes] = {}
         self._gap_timer: asyncio.TimerHandle | None = None
         # Armed when an event is written live and none is armed: push if still unacked.
@@ -90,14 +91,8 @@ class ChatConsumer(AsyncConsumer):  # type: ignore[misc]
         self._violations = 0
         self._presence: PresenceSession | None = None
         self._presence_stop: asyncio.Task[None] | None = None
-        # Created on first use: most sockets never fall behind (an empty deque is ~600 bytes).
-        self._backlog: deque[bytes] | None = None
-        self._writer: asyncio.Task[None] | None = None
-        # uvicorn's protocol exposes whether the transport accepts more data; with it a slow
-        # reader gets a backlog instead of stalling delivery to everyone else.
-        self._writable: asyncio.Event | None = getattr(
-            getattr(send, "__self__", None), "writable", None
-        )
+        # Frames are queued, never awaited: a slow reader delays no one (chat.outbox).
+        self._outbox = Outbox(send)
         try:
             while True:
                 message = await receive()
@@ -125,15 +120,16 @@ class ChatConsumer(AsyncConsumer):  # type: ignore[misc]
                 if reason.startswith("origin")
                 else protocol.CLOSE_NOT_AUTHENTICATED
             )
-            await self._send_frame(
+            self._send_frame(
                 protocol.error_frame(reason, "Authenticate with a device token or a session.")
             )
-            await self._close(code)
+            self._close(code)
             return
         self.user_id = user.pk
         self.device_id = device.pk
         last_seq, delivered = await _hello_state_coalesced((self.user_id, self.device_id))
         self._acked = self._acked_flushed = delivered
+        self._newest_seq = last_seq
         hello: protocol.HelloFrame = {
             "type": "hello",
             "user_id": self.user_id,
@@ -143,11 +139,14 @@ class ChatConsumer(AsyncConsumer):  # type: ignore[misc]
             "heartbeat_interval": settings.PRESENCE_HEARTBEAT_INTERVAL,
             "max_text_length": settings.MAX_MESSAGE_LENGTH,
         }
-        await self._send_frame(hello)
+        self._send_frame(hello)
         # Created before registering: events may arrive while registration awaits Redis,
         # and presence events must already be filtered then.
         self._presence = PresenceSession(
-            user_id=self.user_id, device_id=self.device_id, on_timeout=self.close_silent
+            user_id=self.user_id,
+            device_id=self.device_id,
+            on_timeout=self.close_silent,
+            on_revoked=self.close_revoked,
         )
         # Registered after hello so that no event precedes it; whatever is published in
         # between is in the sync queue, which the client reads next.
@@ -162,9 +161,9 @@ class ChatConsumer(AsyncConsumer):  # type: ignore[misc]
             # Gone with events it never acknowledged (app killed or suspended): push now.
             self._unacked_timer.cancel()
             await self._push_unacked(self._cursor)
-        for task in (self._writer, self._catch_up_task):
-            if task is not None and not task.done():
-                task.cancel()
+        self._outbox.stop()
+        if self._catch_up_task is not None and not self._catch_up_task.done():
+            self._catch_up_task.cancel()
         if hasattr(self, "device_id"):
             await realtime.get_hub().unregister(self)
             if self._ack_task is not None:
@@ -173,11 +172,11 @@ class ChatConsumer(AsyncConsumer):  # type: ignore[misc]
         if self._presence is not None:
             await self._presence.stop()
 
-    async def _close(self, code: int) -> None:
+    def _close(self, code: int, *, drop_queued: bool = False) -> None:
         if not self._closed:
             self._closed = True
-            with contextlib.suppress(Exception):
-                await self.base_send({"type": "websocket.close", "code": code})
+            # After the frames already queued (the error frame that explains the close).
+            self._outbox.close(code, drop_queued=drop_queued)
             # Offline at once (logout, revocation, heartbeat timeout), not when the peer
             # acknowledges the close, which a dead peer never does. A task: this may run
             # inside the hub's dispatch, which must not wait for the database.
@@ -186,47 +185,38 @@ class ChatConsumer(AsyncConsumer):  # type: ignore[misc]
 
     async def close_silent(self) -> None:
         """Called by the presence tracker when no frame came for PRESENCE_TIMEOUT."""
-        await self._send_frame(
+        self._send_frame(
             protocol.error_frame("heartbeat_timeout", "No frame within the heartbeat timeout.")
         )
-        await self._close(protocol.CLOSE_HEARTBEAT_TIMEOUT)
+        self._close(protocol.CLOSE_HEARTBEAT_TIMEOUT)
 
     async def close_revoked(self) -> None:
-        await self._send_frame(protocol.error_frame("revoked", "This device was logged out."))
-        await self._close(protocol.CLOSE_REVOKED)
+        """The device was revoked or its user deactivated (the hub, the presence tick or a
+        refused send found out)."""
+        self._send_frame(protocol.error_frame("revoked", "This device was logged out."))
+        self._close(protocol.CLOSE_REVOKED)
 
     # --- outgoing --------------------------------------------------------------------------
-    async def _send_frame(self, frame: Any) -> None:
-        await self._send_bytes(orjson.dumps(frame))
+    def _send_frame(self, frame: Any) -> None:
+        self._send_bytes(orjson.dumps(frame))
 
-    async def _send_bytes(self, data: bytes) -> None:
+    def _send_bytes(self, data: bytes) -> None:
+        """Queue a frame for the socket; never waits for the peer."""
         if self._closed or not self._connected:
             return
-        if self._backlog or (self._writable is not None and not self._writable.is_set()):
-            if self._backlog is None:
-                self._backlog = deque()
-            if len(self._backlog) >= BACKLOG_LIMIT:
-                # The device reads slower than it is written to; it resyncs from its cursor.
-                self._backlog.clear()
-                await self._close(protocol.CLOSE_TOO_SLOW)
-                return
-            self._backlog.append(data)
-            if self._writer is None or self._writer.done():
-                self._writer = asyncio.create_task(self._drain_backlog())
-            return
-        await self.base_send({"type": "websocket.send", "text": data.decode()})
-
-    async def _drain_backlog(self) -> None:
-        while self._backlog and not self._closed:
-            data = self._backlog.popleft()
-            await self.base_send({"type": "websocket.send", "text": data.decode()})
+        if not self._outbox.put(data):
+            # The device reads slower than it is written to. What it missed is in its sync
+            # queue: it reconnects and syncs from its cursor.
+            self._close(protocol.CLOSE_TOO_SLOW, drop_queued=True)
 
     async def deliver(self, seq: int | None, frame: bytes) -> None:
-        """Called by the hub for every event addressed to this device's user."""
+        """Called by the hub for every event addressed to this device's user. Only queues
+        frames: one slow socket never delays the hub's delivery to the others."""
         if seq is None:
             if self._presence is None or self._presence.accepts(frame):
-                await self._send_bytes(frame)
+                self._send_bytes(frame)
             return
+        self._newest_seq = max(self._newest_seq, seq)
         if not self._live or self._catching_up:
             if len(self._pending) < PENDING_LIMIT:
                 self._pending[seq] = frame
@@ -235,8 +225,8 @@ class ChatConsumer(AsyncConsumer):  # type: ignore[misc]
             return
         if seq == self._cursor + 1:
             self._cursor = seq
-            await self._send_bytes(frame)
-            await self._flush_pending()
+            self._send_bytes(frame)
+            self._flush_pending()
             if self._unacked_timer is None:
                 self._unacked_timer = asyncio.get_running_loop().call_later(
                     settings.PUSH_UNACKED_DELAY, self._unacked_timeout, self._cursor
@@ -248,13 +238,13 @@ class ChatConsumer(AsyncConsumer):  # type: ignore[misc]
                 GAP_FILL_DELAY_SECONDS, self._gap_timeout
             )
 
-    async def _flush_pending(self) -> None:
+    def _flush_pending(self) -> None:
         while self._pending:
             frame = self._pending.pop(self._cursor + 1, None)
             if frame is None:
                 break
             self._cursor += 1
-            await self._send_bytes(frame)
+            self._send_bytes(frame)
         for stale in [s for s in self._pending if s <= self._cursor]:
             del self._pending[stale]
         if not self._pending and self._gap_timer is not None:
@@ -306,12 +296,18 @@ class ChatConsumer(AsyncConsumer):  # type: ignore[misc]
                 for event in page.events:
                     if event["seq"] == self._cursor + 1:
                         self._cursor = event["seq"]
-                        await self._send_frame(event)
+                        # A live frame held for this seq goes instead: for this device's
+                        # own send, that is its ``sent`` reply.
+                        live = self._pending.pop(self._cursor, None)
+                        if live is None:
+                            self._send_frame(event)
+                        else:
+                            self._send_bytes(live)
                 if not page.has_more:
                     break
         finally:
             self._catching_up = False
-        await self._flush_pending()
+        self._flush_pending()
         if self._pending and self._gap_timer is None and not self._closed:
             self._gap_timer = asyncio.get_running_loop().call_later(
                 GAP_FILL_DELAY_SECONDS, self._gap_timeout
@@ -339,38 +335,39 @@ class ChatConsumer(AsyncConsumer):  # type: ignore[misc]
         if not self._take_token():
             self._violations += 1
             if self._violations >= ABUSE_CLOSE_AFTER:
-                await self._send_frame(protocol.error_frame("flood", "Too many frames; closing."))
-                await self._close(protocol.CLOSE_ABUSIVE)
+                self._send_frame(protocol.error_frame("flood", "Too many frames; closing."))
+                self._close(protocol.CLOSE_ABUSIVE)
                 return
-            await self._send_frame(
-                protocol.error_frame("rate_limited", "Too many frames; slow down.")
-            )
+            self._send_frame(protocol.error_frame("rate_limited", "Too many frames; slow down."))
             return
         try:
             frame = protocol.parse_client_frame(raw)
         except protocol.FrameError as exc:
-            await self._send_frame(protocol.error_frame(exc.code, exc.message, exc.ref))
+            self._send_frame(protocol.error_frame(exc.code, exc.message, exc.ref))
             return
         handler = getattr(self, "_handle_" + frame.type)
         try:
             await handler(frame)
         except RateLimited as exc:
-            await self._send_frame(
+            self._send_frame(
                 {
                     **protocol.error_frame(exc.code, exc.message, frame.ref),
                     "retry_after": exc.retry_after,
                 }
             )
+        except DeviceRevoked as exc:
+            self._send_frame(protocol.error_frame(exc.code, exc.message, frame.ref))
+            self._close(protocol.CLOSE_REVOKED)
         except ServiceError as exc:
-            await self._send_frame(protocol.error_frame(exc.code, exc.message, frame.ref))
+            self._send_frame(protocol.error_frame(exc.code, exc.message, frame.ref))
         except Exception:
             logger.exception("chat consumer: %s frame failed", frame.type)
-            await self._send_frame(
+            self._send_frame(
                 protocol.error_frame("server_error", "Something went wrong; try again.", frame.ref)
             )
 
     async def _handle_ping(self, frame: protocol.PingFrame) -> None:
-        await self._send_frame({"type": "pong", "ref": frame.ref})
+        self._send_frame({"type": "pong", "ref": frame.ref})
 
     async def _handle_watch(self, frame: protocol.WatchFrame) -> None:
         if self._presence is not None:
@@ -401,11 +398,16 @@ class ChatConsumer(AsyncConsumer):  # type: ignore[misc]
             "duplicate": result.duplicate,
         }
         if result.duplicate:
-            await self._send_frame(sent)
-        else:
+            self._send_frame(sent)
+        elif self._live and result.seq > self._cursor:
             # The ack takes this device's place in its own stream (it was skipped by the
             # fan-out), so its seq keeps the stream gap-free.
             await self.deliver(result.seq, orjson.dumps(sent))
+        else:
+            # Not live yet, or a gap fill already sent this seq as ``message.new``: the
+            # reply goes out of the stream, without a seq (the sync page has the event).
+            del sent["seq"]
+            self._send_frame(sent)
 
     async def _handle_sync(self, frame: protocol.SyncFrame) -> None:
         after = frame.after if frame.after is not None else self._acked
@@ -419,18 +421,20 @@ class ChatConsumer(AsyncConsumer):  # type: ignore[misc]
             "last_seq": page.last_seq,
             "has_more": page.has_more,
         }
-        await self._send_frame(reply)
+        self._send_frame(reply)
+        self._newest_seq = max(self._newest_seq, page.last_seq)
         if not page.has_more:
             self._cursor = page.last_seq
             self._live = True
-            await self._flush_pending()
+            self._flush_pending()
             if self._pending and self._gap_timer is None:
                 self._gap_timer = asyncio.get_running_loop().call_later(
                     GAP_FILL_DELAY_SECONDS, self._gap_timeout
                 )
 
     async def _handle_ack(self, frame: protocol.AckFrame) -> None:
-        self._acked = max(self._acked, frame.seq)
+        # Never past what exists: the default ``after`` of sync must not skip events.
+        self._acked = max(self._acked, min(frame.seq, self._newest_seq))
         if self._ack_task is None or self._ack_task.done():
             self._ack_task = asyncio.create_task(self._flush_ack_later())
 
@@ -462,7 +466,7 @@ class ChatConsumer(AsyncConsumer):  # type: ignore[misc]
             conversation_id=frame.conversation_id,
             message_id=frame.message_id,
         )
-        await self._send_frame(
+        self._send_frame(
             {
                 "type": "ok",
                 "ref": frame.ref,
@@ -478,18 +482,18 @@ class ChatConsumer(AsyncConsumer):  # type: ignore[misc]
             message_id=frame.message_id,
             text=frame.text,
         )
-        await self._send_frame({"type": "ok", "ref": frame.ref})
+        self._send_frame({"type": "ok", "ref": frame.ref})
 
     async def _handle_delete(self, frame: protocol.DeleteFrame) -> None:
         await in_db_thread(
             message_service.delete_message, user_id=self.user_id, message_id=frame.message_id
         )
-        await self._send_frame({"type": "ok", "ref": frame.ref})
+        self._send_frame({"type": "ok", "ref": frame.ref})
 
     async def _handle_fetch(self, frame: protocol.FetchFrame) -> None:
         found = await in_db_thread(
             message_service.fetch_messages, self.user_id, list(frame.message_ids)
         )
-        await self._send_frame(
+        self._send_frame(
             {"type": "messages", "ref": frame.ref, "messages": [message_payload(m) for m in found]}
         )

@@ -8,7 +8,7 @@ Server frames are plain dicts shaped by the TypedDicts below, serialized with or
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, TypedDict
+from typing import Annotated, Any, Literal, NotRequired, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
@@ -186,7 +186,7 @@ class SentFrame(TypedDict):
     client_msg_id: str
     conversation_id: int
     message_id: int
-    seq: int
+    seq: NotRequired[int]  # absent when the reply is out of the stream (not live yet)
     created_at: str
     duplicate: bool
 

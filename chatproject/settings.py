@@ -231,6 +231,10 @@ MAX_MESSAGE_LENGTH = 99_999
 MAX_GROUP_MEMBERS = 100
 # Live events for texts longer than this carry a preview; clients fetch the full body.
 LIVE_EVENT_FULL_TEXT_LIMIT = env.int("LIVE_EVENT_FULL_TEXT_LIMIT", default=4_000)
+# Frames waiting to be written to one WebSocket (its reader is slower than its events);
+# past either bound the connection is closed with 4009 and the device resyncs.
+WS_SEND_QUEUE_MAX_BYTES = env.int("WS_SEND_QUEUE_MAX_BYTES", default=2 * 1024 * 1024)
+WS_SEND_QUEUE_MAX_FRAMES = env.int("WS_SEND_QUEUE_MAX_FRAMES", default=5_000)
 SEND_RATE_LIMIT_PER_10S = env.int("SEND_RATE_LIMIT_PER_10S", default=100)
 # Group commit: at most this many WebSocket sends of one process share a transaction.
 SEND_BATCH_MAX = env.int("SEND_BATCH_MAX", default=128)

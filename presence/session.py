@@ -5,7 +5,9 @@ when idle) only stores ``time.monotonic()`` on it: no database, no Redis. Once p
 ``PRESENCE_TICK`` the process's :class:`Tracker` does all the I/O for all its connections:
 
 1. closes connections silent for more than ``PRESENCE_TIMEOUT`` (close code 4010), which
-   takes them offline through the normal close path;
+   takes them offline through the normal close path, and those whose device was revoked or
+   whose user was deactivated, also by another process (close code 4002; one query for all
+   the process's connections, ``accounts.revocation``);
 2. extends the others' leases in the presence backend, in one round trip;
 3. sweeps expired leases of processes that died (one process per tick does the work),
    publishing their users' offline transitions.
@@ -25,6 +27,7 @@ from typing import TypeVar
 import orjson
 from django.conf import settings
 
+from accounts.revocation import revoked_device_ids
 from chat.services.conversations import UnknownConversation
 from chatproject.db_threads import in_db_thread
 from chatproject.errors import RateLimited
@@ -55,12 +58,19 @@ class PresenceSession:
     """One connection's presence lease, its presence subscription and its typing limits."""
 
     def __init__(
-        self, *, user_id: int, device_id: int, on_timeout: Callable[[], Awaitable[None]]
+        self,
+        *,
+        user_id: int,
+        device_id: int,
+        on_timeout: Callable[[], Awaitable[None]],
+        on_revoked: Callable[[], Awaitable[None]],
     ) -> None:
         self.user_id = user_id
+        self.device_id = device_id
         self.member = f"{device_id}/{_process_token}{next(_connection_numbers)}"
         self.last_frame = time.monotonic()
         self._on_timeout = on_timeout
+        self._on_revoked = on_revoked
         self._started = False
         self._stopped = False
         self._opened_at = 0.0
@@ -108,6 +118,9 @@ class PresenceSession:
     async def time_out(self) -> None:
         await self._on_timeout()
 
+    async def revoke(self) -> None:
+        await self._on_revoked()
+
     # --- presence subscription -------------------------------------------------------------
     def accepts(self, frame: bytes) -> bool:
         """Whether an ephemeral frame from the hub goes to this device now."""
@@ -118,7 +131,7 @@ class PresenceSession:
             return False
         return self._watching
 
-    async def watch(self, ref: str | None, send: Callable[[bytes], Awaitable[None]]) -> None:
+    async def watch(self, ref: str | None, send: Callable[[bytes], None]) -> None:
         """Send the snapshot, then the changes that happened while it was read, then live."""
         now = time.monotonic()
         wait = self._watched_at + WATCH_MIN_INTERVAL_SECONDS - now
@@ -130,9 +143,9 @@ class PresenceSession:
         held = self._held = []
         try:
             users = await in_db_thread(services.snapshot, self.user_id)
-            await send(orjson.dumps({"type": "presence.snapshot", "ref": ref, "users": users}))
+            send(orjson.dumps({"type": "presence.snapshot", "ref": ref, "users": users}))
             while held:
-                await send(held.pop(0))
+                send(held.pop(0))
             self._watching = True
         finally:
             self._held = None  # also after a failure: nothing may be held forever
@@ -192,12 +205,17 @@ class Tracker:
                 logger.exception("presence: tick failed")
 
     async def tick(self) -> None:
+        revoked = await in_db_thread(
+            revoked_device_ids, [session.device_id for session in self.sessions]
+        )
         now, wall = time.monotonic(), time.time()
         timeout = settings.PRESENCE_TIMEOUT
         leases: list[Lease] = []
         for session in list(self.sessions):
             silent = now - session.last_frame
-            if silent > timeout:
+            if session.device_id in revoked:
+                await session.revoke()
+            elif silent > timeout:
                 await session.time_out()
             else:
                 leases.append(Lease(session.user_id, session.member, wall - silent + timeout))

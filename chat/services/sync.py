@@ -58,7 +58,17 @@ def render_events(entries: list[SyncEntry]) -> list[dict[str, Any]]:
 
 
 def sync_page(user_id: int, *, after_seq: int, limit: int) -> SyncPage:
-    entries = get_message_store().read_sync(user_id, after_seq=after_seq, limit=limit + 1)
+    """The events after ``after_seq``. A cursor beyond the user's newest seq is taken as that
+    seq: the page's ``last_seq`` becomes the device's live cursor, and one past the queue
+    would make it skip the events still to come."""
+    store = get_message_store()
+    entries = store.read_sync(user_id, after_seq=after_seq, limit=limit + 1)
+    if not entries:
+        # Read after the empty page, so events appended meanwhile are at or below it: the
+        # page is read again from there rather than answered empty.
+        newest = store.last_seq(user_id)
+        if after_seq > newest:
+            return sync_page(user_id, after_seq=newest, limit=limit)
     has_more = len(entries) > limit
     entries = entries[:limit]
     last_seq = entries[-1].seq if entries else after_seq

@@ -1,5 +1,6 @@
 """Heartbeats cost nothing but memory: 1,000 users heartbeating write nothing to the
-database and publish nothing; only the online and offline transitions are published."""
+database and publish nothing; only the online and offline transitions are published. The
+presence tick reads once for all of them (whether their devices are still usable)."""
 
 from __future__ import annotations
 
@@ -77,7 +78,10 @@ async def test_1000_users_heartbeating_write_nothing_and_publish_only_transition
                 assert (await device.receive())["type"] == "pong"
             # The once-per-tick lease refresh of all 1,000 connections is no exception.
             await get_tracker().tick()
-        assert recorder.statements == []
+        # Per tick, one read for all 1,000 connections: are their devices still usable.
+        assert len(recorder.statements) == 3
+        assert all(sql.startswith('SELECT "accounts_device"') for sql in recorder.statements)
+        assert recorder.writes() == []
         assert recorder.published == []
 
         recorder.clear()

@@ -49,6 +49,8 @@ class Command(BaseCommand):
             port=port,
             # The sans-I/O websockets implementation costs ~24% less CPU per frame than the
             # older "websockets" mode (measured on a prototype of this fan-out design).
+            # Its send() waits while the peer does not read (transport flow control): the
+            # consumers' bounded outboxes rely on that (chat/outbox.py).
             ws="websockets-sansio",
             ws_max_size=1_048_576,
             # Compression costs CPU on every frame; chat frames are small.
