@@ -25,6 +25,7 @@ from .serializers import (
     PasswordChangeSerializer,
     SignUpSerializer,
     TokenResponseSerializer,
+    UserSearchQuerySerializer,
     UserSerializer,
 )
 from .throttles import LoginAddressThrottle, LoginUsernameThrottle, SignUpThrottle
@@ -189,7 +190,9 @@ class UserSearchView(generics.ListAPIView[User]):
         return super().get(request, *args, **kwargs)
 
     def get_queryset(self) -> Any:
-        return services.search_users(self.request.query_params.get("search", "")[:100])
+        query = UserSearchQuerySerializer(data=self.request.query_params)
+        query.is_valid(raise_exception=True)
+        return services.search_users(query.validated_data["search"][:100])
 
 
 class UserDetailView(APIView):

@@ -17,7 +17,6 @@ from chat.services.payloads import message_payload
 from chatproject.errors import NotFound
 
 from .serializers import (
-    MAX_ID,
     AddMembersSerializer,
     ConversationSerializer,
     CreateConversationSerializer,
@@ -50,19 +49,8 @@ def _int_param(
 
 
 class ChatView(APIView):
-    """Ids in the path beyond 64 bits cannot name anything: answer as for any unknown id
-    (rather than letting the database driver fail on them)."""
-
-    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
-        super().initial(request, *args, **kwargs)
-        if kwargs.get("conversation_id", 0) > MAX_ID:
-            raise conversations.UnknownConversation(
-                "No such conversation, or you are not a member."
-            )
-        if kwargs.get("message_id", 0) > MAX_ID:
-            raise NotFound("No such message.", code="unknown_message")
-        if kwargs.get("user_id", 0) > MAX_ID:
-            raise NotFound("That user is not a member.", code="not_a_member")
+    """Base of the chat views. Ids in the path are already within 64 bits: the ``<id:...>``
+    converter (chatproject/converters.py) answers 404 for anything else."""
 
 
 def _summary(user: User, conversation_id: int) -> dict[str, Any]:
