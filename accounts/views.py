@@ -13,6 +13,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from chatproject.api.schema import errors
+
 from . import services
 from .authentication import SESSION_DEVICE_KEY, request_device, request_user
 from .models import Device, User
@@ -58,7 +60,7 @@ class SignUpView(APIView):
 
     @extend_schema(
         request=SignUpSerializer,
-        responses={201: TokenResponseSerializer},
+        responses={201: TokenResponseSerializer, **errors(409)},
         summary="Create an account and log in",
     )
     def post(self, request: Request) -> Response:
@@ -86,7 +88,7 @@ class LoginView(APIView):
 
     @extend_schema(
         request=LoginSerializer,
-        responses={200: TokenResponseSerializer},
+        responses={200: TokenResponseSerializer, **errors(401)},
         summary="Log in and get a device token",
     )
     def post(self, request: Request) -> Response:
@@ -183,7 +185,11 @@ class UserSearchView(generics.ListAPIView[User]):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("search", str, description="Part of a username or display name.")
+            OpenApiParameter(
+                "search",
+                str,
+                description="Part of a username or display name (the first 100 characters).",
+            )
         ]
     )
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -208,7 +214,9 @@ class ContactListView(APIView):
         return Response(ContactSerializer(contacts, many=True).data)
 
     @extend_schema(
-        request=AddContactSerializer, responses={201: ContactSerializer}, summary="Add a contact"
+        request=AddContactSerializer,
+        responses={201: ContactSerializer, **errors(404)},
+        summary="Add a contact",
     )
     def post(self, request: Request) -> Response:
         data = AddContactSerializer(data=request.data)
