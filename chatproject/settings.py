@@ -213,6 +213,8 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Clients send JSON (docs/protocol.md); form encodings also parse but are not described.
+    "PARSER_WHITELIST": ["rest_framework.parsers.JSONParser"],
     # 3.1: nullable nested objects ("last_message": null) are expressible exactly.
     "OAS_VERSION": "3.1.0",
     # The docs pages load Swagger UI and Redoc from our own static files (never a CDN: the
