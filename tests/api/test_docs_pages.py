@@ -10,10 +10,11 @@ from __future__ import annotations
 from html.parser import HTMLParser
 from urllib.parse import urljoin, urlsplit
 
+import httpx
 import pytest
 from django.test import Client
 
-pytestmark = pytest.mark.django_db
+from tests.e2e.conftest import ServerProcess
 
 DOC_PAGES = ["/api/docs/", "/api/redoc/"]
 
@@ -46,6 +47,7 @@ def csp_directives(header: str) -> dict[str, list[str]]:
     return directives
 
 
+@pytest.mark.django_db
 @pytest.mark.parametrize("page", DOC_PAGES)
 def test_doc_page_loads_only_its_own_origin_and_has_a_strict_csp(client: Client, page: str) -> None:
     response = client.get(page)
@@ -73,3 +75,18 @@ def test_doc_page_loads_only_its_own_origin_and_has_a_strict_csp(client: Client,
         for source in sources:
             # Only keywords and our own origin: no host, no scheme wildcard such as https:.
             assert source.startswith("'") or source in {"data:", "blob:"}, (policy, source)
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("page", DOC_PAGES)
+def test_doc_page_assets_are_served_by_manage_py_serve(served: ServerProcess, page: str) -> None:
+    """The same through the real server (WhiteNoise in front of the ASGI app), not just the
+    test client: the bundles, Swagger's init script and the schema answer 200."""
+    response = httpx.get(served.base_url + page, timeout=30)
+    assert response.status_code == 200
+    assert csp_directives(response.headers["Content-Security-Policy"])["script-src"] == ["'self'"]
+    for url in referenced_urls(response.text):
+        assert not urlsplit(url).netloc, url
+        asset = httpx.get(urljoin(served.base_url + page, url), timeout=30)
+        assert asset.status_code == 200, url
+        assert asset.content, url
