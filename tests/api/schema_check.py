@@ -1,8 +1,9 @@
 """Validation of REST responses against the OpenAPI schema the server publishes.
 
-tests/conftest.py runs every response the test suite's Django/DRF test clients receive under
-``/api/v1/`` through :func:`check_response`, so a test fails as soon as a response differs
-from /api/schema/ (an undocumented status, a missing or extra field, a wrong type).
+tests/conftest.py runs every response under ``/api/v1/`` that the test suite receives, from
+the Django/DRF test clients (:func:`check_response`) and from live servers through httpx
+(:func:`check_httpx_response`), so a test fails as soon as a response differs from
+/api/schema/ (an undocumented status, a missing field, a wrong type).
 """
 
 from __future__ import annotations
@@ -10,11 +11,14 @@ from __future__ import annotations
 import json
 from functools import cache
 from typing import Any
+from urllib.parse import parse_qsl
 
+import httpx
 from django.http import HttpRequest, HttpResponseBase
 from openapi_core import OpenAPI
 from openapi_core.contrib.django import DjangoOpenAPIRequest, DjangoOpenAPIResponse
 from openapi_core.templating.paths.exceptions import OperationNotFound, PathNotFound
+from openapi_core.testing import MockRequest, MockResponse
 
 
 def published_schema() -> dict[str, Any]:
@@ -44,11 +48,40 @@ def _openapi() -> OpenAPI:
 
 def check_response(request: HttpRequest, response: HttpResponseBase) -> None:
     """Raise AssertionError if ``response`` is not what the schema says ``request`` gets."""
+    _check(
+        _Request(request),
+        DjangoOpenAPIResponse(response),  # type: ignore[arg-type]
+        f"{request.method} {request.get_full_path()[:200]}",
+    )
+
+
+def check_httpx_response(response: httpx.Response) -> None:
+    """The same for a response from a live server (only /api/v1/ URLs are checked)."""
+    url = response.request.url
+    if not url.path.startswith("/api/v1/"):
+        return
     try:
-        _openapi().validate_response(
-            _Request(request),
-            DjangoOpenAPIResponse(response),  # type: ignore[arg-type]
-        )
+        content = response.content
+    except httpx.ResponseNotRead:
+        return  # a streamed response the test reads itself
+    request = MockRequest(
+        f"{url.scheme}://{url.netloc.decode()}",
+        response.request.method,
+        url.path,
+        args=dict(parse_qsl(url.query.decode(), keep_blank_values=True)),
+    )
+    checked = MockResponse(
+        content,
+        status_code=response.status_code,
+        headers=dict(response.headers),
+        content_type=response.headers.get("content-type", ""),
+    )
+    _check(request, checked, f"{response.request.method} {str(url)[:200]}")
+
+
+def _check(request: Any, response: Any, label: str) -> None:
+    try:
+        _openapi().validate_response(request, response)
     except (PathNotFound, OperationNotFound):
         # A URL or method the API does not have (a 404/405): nothing in the schema to check.
         return
@@ -56,8 +89,7 @@ def check_response(request: HttpRequest, response: HttpResponseBase) -> None:
         details = "; ".join(str(e) for e in getattr(error, "schema_errors", ())) or repr(
             error.__cause__ or error
         )
-        content = getattr(response, "content", b"")[:1000]
         raise AssertionError(
-            f"{request.method} {request.get_full_path()[:200]} -> {response.status_code} "
-            f"does not match /api/schema/: {error}: {details}\nbody: {content!r}"
+            f"{label} -> {response.status_code} does not match /api/schema/: "
+            f"{error}: {details}\nbody: {response.data[:1000]!r}"
         ) from error
