@@ -52,8 +52,14 @@ def schemathesis(server: ServerProcess, token: str, *args: str, log: Path) -> No
         *args,
     ]
     with log.open("w") as output:
+        # Run in the test's temp dir: schemathesis keeps a cache (.schemathesis/) in its cwd.
         result = subprocess.run(
-            command, check=False, stdout=output, stderr=subprocess.STDOUT, timeout=300
+            command,
+            check=False,
+            cwd=log.parent,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            timeout=300,
         )
     report = log.read_text()
     assert result.returncode == 0, (
