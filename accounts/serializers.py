@@ -89,3 +89,15 @@ class ContactSerializer(serializers.ModelSerializer[Contact]):
 
 class AddContactSerializer(serializers.Serializer[None]):
     user_id = serializers.IntegerField(min_value=1)
+
+
+class UserSearchQuerySerializer(serializers.Serializer[None]):
+    # CharField refuses NUL and lone surrogates (one 400 on both databases: PostgreSQL
+    # cannot store NUL and SQLite matched everything with it).
+    search = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        trim_whitespace=True,
+        help_text="Part of a username or display name; only the first 100 characters count.",
+    )

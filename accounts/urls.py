@@ -1,5 +1,7 @@
 from django.urls import path
 
+from chatproject import converters  # noqa: F401  (registers the <id:...> path converter)
+
 from . import views
 
 urlpatterns = [
@@ -9,9 +11,9 @@ urlpatterns = [
     path("auth/password", views.PasswordChangeView.as_view(), name="password-change"),
     path("me", views.MeView.as_view(), name="me"),
     path("devices", views.DeviceListView.as_view(), name="devices"),
-    path("devices/<int:device_id>", views.DeviceRevokeView.as_view(), name="device-revoke"),
+    path("devices/<id:device_id>", views.DeviceRevokeView.as_view(), name="device-revoke"),
     path("users", views.UserSearchView.as_view(), name="users"),
-    path("users/<int:user_id>", views.UserDetailView.as_view(), name="user-detail"),
+    path("users/<id:user_id>", views.UserDetailView.as_view(), name="user-detail"),
     path("contacts", views.ContactListView.as_view(), name="contacts"),
-    path("contacts/<int:user_id>", views.ContactDetailView.as_view(), name="contact-detail"),
+    path("contacts/<id:user_id>", views.ContactDetailView.as_view(), name="contact-detail"),
 ]

@@ -13,6 +13,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from chatproject.api.schema import errors
+
 from . import services
 from .authentication import SESSION_DEVICE_KEY, request_device, request_user
 from .models import Device, User
@@ -26,6 +28,7 @@ from .serializers import (
     PasswordChangeSerializer,
     SignUpSerializer,
     TokenResponseSerializer,
+    UserSearchQuerySerializer,
     UserSerializer,
 )
 from .throttles import LoginThrottle, SignUpThrottle
@@ -58,7 +61,7 @@ class SignUpView(APIView):
 
     @extend_schema(
         request=SignUpSerializer,
-        responses={201: TokenResponseSerializer},
+        responses={201: TokenResponseSerializer, **errors(409)},
         summary="Create an account and log in",
     )
     def post(self, request: Request) -> Response:
@@ -91,7 +94,7 @@ class LoginView(APIView):
 
     @extend_schema(
         request=LoginSerializer,
-        responses={200: TokenResponseSerializer},
+        responses={200: TokenResponseSerializer, **errors(401)},
         summary="Log in and get a device token",
     )
     def post(self, request: Request) -> Response:
@@ -199,14 +202,20 @@ class UserSearchView(generics.ListAPIView[User]):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("search", str, description="Part of a username or display name.")
+            OpenApiParameter(
+                "search",
+                str,
+                description="Part of a username or display name (the first 100 characters).",
+            )
         ]
     )
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().get(request, *args, **kwargs)
 
     def get_queryset(self) -> Any:
-        return services.search_users(self.request.query_params.get("search", "")[:100])
+        query = UserSearchQuerySerializer(data=self.request.query_params)
+        query.is_valid(raise_exception=True)
+        return services.search_users(query.validated_data["search"][:100])
 
 
 class UserDetailView(APIView):
@@ -222,7 +231,9 @@ class ContactListView(APIView):
         return Response(ContactSerializer(contacts, many=True).data)
 
     @extend_schema(
-        request=AddContactSerializer, responses={201: ContactSerializer}, summary="Add a contact"
+        request=AddContactSerializer,
+        responses={201: ContactSerializer, **errors(404)},
+        summary="Add a contact",
     )
     def post(self, request: Request) -> Response:
         data = AddContactSerializer(data=request.data)

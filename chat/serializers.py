@@ -104,6 +104,15 @@ class ReadStateSerializer(serializers.Serializer[Any]):
     unread_count = serializers.IntegerField()
 
 
+class ConversationPageSerializer(serializers.Serializer[Any]):
+    results = ConversationSerializer(many=True)
+    has_more = serializers.BooleanField(help_text="More conversations after this page.")
+
+
+class MessagePageSerializer(serializers.Serializer[Any]):
+    results = MessageSerializer(many=True, help_text="Newest first.")
+
+
 class SyncPageSerializer(serializers.Serializer[Any]):
     events = serializers.ListField(child=serializers.DictField())
     last_seq = serializers.IntegerField()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -14,14 +14,16 @@ from accounts.authentication import request_user
 from accounts.models import User
 from chat.services import conversations, messages, sync
 from chat.services.payloads import message_payload
+from chatproject.api.schema import errors, integer_parameter
 from chatproject.errors import NotFound
 
 from .serializers import (
-    MAX_ID,
     AddMembersSerializer,
+    ConversationPageSerializer,
     ConversationSerializer,
     CreateConversationSerializer,
     EditSerializer,
+    MessagePageSerializer,
     MessageSerializer,
     ReadSerializer,
     ReadStateSerializer,
@@ -50,19 +52,8 @@ def _int_param(
 
 
 class ChatView(APIView):
-    """Ids in the path beyond 64 bits cannot name anything: answer as for any unknown id
-    (rather than letting the database driver fail on them)."""
-
-    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
-        super().initial(request, *args, **kwargs)
-        if kwargs.get("conversation_id", 0) > MAX_ID:
-            raise conversations.UnknownConversation(
-                "No such conversation, or you are not a member."
-            )
-        if kwargs.get("message_id", 0) > MAX_ID:
-            raise NotFound("No such message.", code="unknown_message")
-        if kwargs.get("user_id", 0) > MAX_ID:
-            raise NotFound("That user is not a member.", code="not_a_member")
+    """Base of the chat views. Ids in the path are already within 64 bits: the ``<id:...>``
+    converter (chatproject/converters.py) answers 404 for anything else."""
 
 
 def _summary(user: User, conversation_id: int) -> dict[str, Any]:
@@ -72,8 +63,12 @@ def _summary(user: User, conversation_id: int) -> dict[str, Any]:
 
 class ConversationListView(ChatView):
     @extend_schema(
-        parameters=[OpenApiParameter("limit", int), OpenApiParameter("offset", int)],
-        responses={200: ConversationSerializer(many=True)},
+        parameters=[
+            integer_parameter("limit", minimum=1, maximum=200, default=50),
+            integer_parameter("offset", default=0),
+        ],
+        responses={200: ConversationPageSerializer},
+        operation_id="v1_conversations_list",
         summary="The user's conversations, latest activity first",
     )
     def get(self, request: Request) -> Response:
@@ -87,7 +82,11 @@ class ConversationListView(ChatView):
 
     @extend_schema(
         request=CreateConversationSerializer,
-        responses={201: ConversationSerializer, 200: ConversationSerializer},
+        responses={
+            201: ConversationSerializer,
+            200: ConversationSerializer,
+            **errors(404, 409),
+        },
         summary="Start a direct conversation or create a group",
     )
     def post(self, request: Request) -> Response:
@@ -118,7 +117,7 @@ class ConversationDetailView(ChatView):
 
     @extend_schema(
         request=UpdateConversationSerializer,
-        responses={200: ConversationSerializer},
+        responses={200: ConversationSerializer, **errors(403)},
         summary="Rename a group, or mute/unmute for yourself",
     )
     def patch(self, request: Request, conversation_id: int) -> Response:
@@ -135,7 +134,7 @@ class ConversationDetailView(ChatView):
 class MemberListView(ChatView):
     @extend_schema(
         request=AddMembersSerializer,
-        responses={200: ConversationSerializer},
+        responses={200: ConversationSerializer, **errors(403, 409)},
         summary="Add members to a group",
     )
     def post(self, request: Request, conversation_id: int) -> Response:
@@ -148,7 +147,9 @@ class MemberListView(ChatView):
 
 class MemberDetailView(ChatView):
     @extend_schema(
-        request=None, responses={204: None}, summary="Remove a member, or leave (your own id)"
+        request=None,
+        responses={204: None, **errors(400, 403)},
+        summary="Remove a member, or leave (your own id)",
     )
     def delete(self, request: Request, conversation_id: int, user_id: int) -> Response:
         conversations.remove_member(request_user(request), conversation_id, user_id)
@@ -158,11 +159,14 @@ class MemberDetailView(ChatView):
 class MessageListView(ChatView):
     @extend_schema(
         parameters=[
-            OpenApiParameter("before", int, description="Messages with smaller ids (older)."),
-            OpenApiParameter("after", int, description="Messages with larger ids (newer)."),
-            OpenApiParameter("limit", int, description="1 to 100, default 50."),
+            integer_parameter(
+                "before", minimum=1, description="Messages with smaller ids (older)."
+            ),
+            integer_parameter("after", description="Messages with larger ids (newer)."),
+            integer_parameter("limit", minimum=1, maximum=100, default=50),
         ],
-        responses={200: MessageSerializer(many=True)},
+        responses={200: MessagePageSerializer},
+        operation_id="v1_conversations_messages_list",
         summary="A page of history, newest first",
     )
     def get(self, request: Request, conversation_id: int) -> Response:
@@ -177,7 +181,7 @@ class MessageListView(ChatView):
 
     @extend_schema(
         request=SendSerializer,
-        responses={201: SentSerializer, 200: SentSerializer},
+        responses={201: SentSerializer, 200: SentSerializer, **errors(413)},
         summary="Send a message",
     )
     def post(self, request: Request, conversation_id: int) -> Response:
@@ -208,7 +212,9 @@ class MessageDetailView(ChatView):
         return Response(message_payload(found[0]))
 
     @extend_schema(
-        request=EditSerializer, responses={200: MessageSerializer}, summary="Edit your message"
+        request=EditSerializer,
+        responses={200: MessageSerializer, **errors(403, 409)},
+        summary="Edit your message",
     )
     def patch(self, request: Request, message_id: int) -> Response:
         data = EditSerializer(data=request.data)
@@ -221,7 +227,9 @@ class MessageDetailView(ChatView):
         return Response(message_payload(edited))
 
     @extend_schema(
-        request=None, responses={204: None}, summary="Delete your message (leaves a tombstone)"
+        request=None,
+        responses={204: None, **errors(403, 409)},
+        summary="Delete your message (leaves a tombstone)",
     )
     def delete(self, request: Request, message_id: int) -> Response:
         messages.delete_message(user_id=request_user(request).pk, message_id=message_id)
@@ -249,7 +257,10 @@ class ReadView(ChatView):
 
 class SyncView(ChatView):
     @extend_schema(
-        parameters=[OpenApiParameter("after", int, required=True), OpenApiParameter("limit", int)],
+        parameters=[
+            integer_parameter("after", default=0, description="Events with larger seqs."),
+            integer_parameter("limit", minimum=1, maximum=500, default=200),
+        ],
         responses={200: SyncPageSerializer},
         summary="A page of the user's sync queue after a cursor (for clients without a socket)",
     )

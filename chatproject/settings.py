@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "channels",
     "chatproject",
     "accounts",
@@ -211,10 +212,30 @@ REST_FRAMEWORK = {
 SPECTACULAR_SETTINGS = {
     "TITLE": "Chat API",
     "DESCRIPTION": "REST API of the chat server. Realtime traffic uses the WebSocket "
-    "protocol described in docs/protocol.md.",
+    "protocol described in docs/protocol.md. Every error answer has the body `Error`. "
+    "Unknown fields in request bodies are ignored.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Clients send JSON (docs/protocol.md); form encodings also parse but are not described.
+    "PARSER_WHITELIST": ["rest_framework.parsers.JSONParser"],
+    # 3.1: nullable nested objects ("last_message": null) are expressible exactly.
+    "OAS_VERSION": "3.1.0",
+    # The docs pages load Swagger UI and Redoc from our own static files (never a CDN: the
+    # origin holds device tokens); chatproject/api/docs.py adds their CSP.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
+    # <id:...> path segments (chatproject/converters.py): 1 to 2**63-1.
+    "PATH_CONVERTER_OVERRIDES": {
+        "id": {"type": "integer", "format": "int64", "minimum": 1, "maximum": 2**63 - 1}
+    },
+    # Error responses common to every operation of a kind (chatproject/api/schema.py).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "chatproject.api.schema.add_common_error_responses",
+    ],
 }
 # Request bodies above this are refused with 413 before parsing (a 99,999-character
 # message of 4-byte characters is ~400 KB of JSON).

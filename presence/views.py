@@ -53,7 +53,22 @@ class PresenceView(APIView):
     @extend_schema(
         parameters=[
             OpenApiParameter(
-                "ids", str, required=True, description="Comma-separated user ids, at most 200."
+                "ids",
+                {
+                    "type": "array",
+                    "items": {
+                        "type": "integer",
+                        "format": "int64",
+                        "minimum": 1,
+                        "maximum": MAX_ID,
+                    },
+                    "minItems": 1,
+                    "maxItems": services.MAX_QUERY_USERS,
+                },
+                required=True,
+                style="form",
+                explode=False,
+                description="Comma-separated user ids, at most 200.",
             )
         ],
         responses=PresenceListSerializer,

@@ -39,6 +39,50 @@ def _fresh_shared_state() -> None:
         client.close()
 
 
+@pytest.fixture(autouse=True)
+def _responses_match_the_schema(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every /api/v1/ response the suite receives (test clients, and httpx from live servers)
+    must be what /api/schema/ describes (issue 11, item 15): the schema is checked by the
+    whole suite, not by a sample."""
+    from django.test import Client
+
+    from tests.api.schema_check import check_response
+
+    send = Client.request
+
+    def request_and_check(self: Client, **request: Any) -> Any:
+        response = send(self, **request)
+        wsgi_request = getattr(response, "wsgi_request", None)
+        if wsgi_request is not None and wsgi_request.path.startswith("/api/v1/"):
+            check_response(wsgi_request, response)
+        return response
+
+    monkeypatch.setattr(Client, "request", request_and_check)
+
+    # Responses from live servers (tests/e2e, tests/api, ...) through httpx.
+    import httpx
+
+    from tests.api.schema_check import check_httpx_response
+
+    send_sync = httpx.Client.send
+    send_async = httpx.AsyncClient.send
+
+    def send_and_check(self: httpx.Client, request: httpx.Request, **options: Any) -> Any:
+        response = send_sync(self, request, **options)
+        check_httpx_response(response)
+        return response
+
+    async def send_and_check_async(
+        self: httpx.AsyncClient, request: httpx.Request, **options: Any
+    ) -> Any:
+        response = await send_async(self, request, **options)
+        check_httpx_response(response)
+        return response
+
+    monkeypatch.setattr(httpx.Client, "send", send_and_check)
+    monkeypatch.setattr(httpx.AsyncClient, "send", send_and_check_async)
+
+
 @pytest.fixture
 def make_user(db: Any) -> Callable[..., User]:
     counter = iter(range(1, 1_000_000))

@@ -14,7 +14,8 @@ import math
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig, TooManyFieldsSent
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -101,3 +102,40 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if response.status_code == status.HTTP_429_TOO_MANY_REQUESTS:
         response.data["error"]["message"] = "Too many requests. Try again later."
     return response
+
+
+# --- Django's error views (handler400/403/404/500 in chatproject/urls.py) ---------------------
+# They run when no API view produced the answer: no URL matched (an unknown path, or an id
+# the <id:...> converter refuses), Django refused the request before routing, or a view
+# raised something unexpected. Under /api/ clients get the same JSON body as from the views.
+
+
+def _is_api(request: HttpRequest) -> bool:
+    return request.path.startswith("/api/")
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if _is_api(request):
+        return JsonResponse(error_body("malformed_request", "Bad request."), status=400)
+    return defaults.bad_request(request, exception)
+
+
+def permission_denied(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if _is_api(request):
+        return JsonResponse(error_body("forbidden", "Not allowed."), status=403)
+    return defaults.permission_denied(request, exception)
+
+
+def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if _is_api(request):
+        return JsonResponse(error_body("not_found", "Not found."), status=404)
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    if _is_api(request):
+        # The exception is logged by Django (django.request); the outcome is unknown.
+        return JsonResponse(
+            error_body("server_error", "Unexpected server error; try again."), status=500
+        )
+    return defaults.server_error(request)
