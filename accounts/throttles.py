@@ -8,6 +8,8 @@ from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
+from .usernames import throttle_ident
+
 
 class _AddressThrottle(SimpleRateThrottle):
     def get_ident(self, request: Request) -> str:
@@ -33,7 +35,8 @@ class LoginUsernameThrottle(SimpleRateThrottle):
         username = request.data.get("username") if hasattr(request.data, "get") else None
         if not isinstance(username, str) or not username:
             return None
-        return self.cache_format % {"scope": "login-user", "ident": username.strip().lower()[:150]}
+        # One count per account whatever case, width or bytes the name is typed in.
+        return self.cache_format % {"scope": "login-user", "ident": throttle_ident(username)}
 
 
 class SignUpThrottle(_AddressThrottle):

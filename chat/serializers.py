@@ -6,6 +6,8 @@ from typing import Any
 
 from rest_framework import serializers
 
+from chatproject.text import validate_name
+
 # Ids are 64-bit signed integers in every database; larger numbers name nothing (and SQLite
 # cannot even bind them), so they are refused as invalid input.
 MAX_ID = 2**63 - 1
@@ -51,7 +53,11 @@ class CreateConversationSerializer(serializers.Serializer[Any]):
         required=False, min_value=1, max_value=MAX_ID, help_text="The other user (direct)."
     )
     name = serializers.CharField(
-        required=False, max_length=100, allow_blank=True, help_text="Group name."
+        required=False,
+        max_length=100,
+        allow_blank=True,
+        validators=[validate_name],
+        help_text="Group name: no control or bidi characters, not only invisible ones.",
     )
     member_ids = serializers.ListField(
         child=serializers.IntegerField(min_value=1, max_value=MAX_ID),
@@ -69,7 +75,7 @@ class CreateConversationSerializer(serializers.Serializer[Any]):
 
 
 class UpdateConversationSerializer(serializers.Serializer[Any]):
-    name = serializers.CharField(required=False, max_length=100)
+    name = serializers.CharField(required=False, max_length=100, validators=[validate_name])
     muted = serializers.BooleanField(required=False)
 
 
