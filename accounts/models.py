@@ -80,7 +80,7 @@ class User(AbstractUser):
 
     def clean(self) -> None:
         super().clean()  # NFKC-normalizes the username
-        if usernames.username_problem(self.username):
+        if not isinstance(self.username, str) or usernames.username_problem(self.username):
             return  # the field's validator reports it
         conflict = User.objects.username_conflict(self.username, exclude_pk=self.pk)
         if conflict:

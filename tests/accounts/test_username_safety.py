@@ -134,3 +134,52 @@ def test_ordinary_display_names_are_kept(login_client: LoginClient) -> None:
         response = client.patch("/api/v1/me", {"display_name": name}, format="json")
         assert response.status_code == 200, (name, response.content)
         assert response.json()["display_name"] == name
+
+
+@pytest.mark.parametrize(
+    "lookalike", ["\uff41\uff4c\uff49\uff43\uff45", "al\u0131ce", "\u0430lice"]
+)
+def test_the_admin_add_user_form_refuses_lookalikes(make_user: MakeUser, lookalike: str) -> None:
+    from django.test import Client
+
+    make_user("alice")
+    staff = make_user("moderator")
+    staff.is_staff = staff.is_superuser = True
+    staff.save()
+    admin = Client()
+    admin.force_login(staff)
+    response = admin.post(
+        "/admin/accounts/user/add/",
+        {
+            "username": lookalike,
+            "password1": "a-strong-passphrase-9",
+            "password2": "a-strong-passphrase-9",
+            "usable_password": "true",
+        },
+    )
+    assert response.status_code == 200  # the form again, with an error; no 500
+    assert User.objects.count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_keys_existing_accounts_and_leaves_older_lookalikes_loggable() -> None:
+    """Accounts created before keys existed: the oldest of a lookalike pair gets the key,
+    the younger keeps logging in by its exact name (and is listed for renaming)."""
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    executor = MigrationExecutor(connection)
+    executor.migrate([("accounts", "0001_initial")])
+    old_apps = executor.loader.project_state([("accounts", "0001_initial")]).apps
+    old_user_model = old_apps.get_model("accounts", "User")
+    original = old_user_model.objects.create(username="Alice")
+    lookalike = old_user_model.objects.create(username="al\u0131ce")
+
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(executor.loader.graph.leaf_nodes())
+
+    assert User.objects.get(pk=original.pk).username_key == "alice"
+    assert User.objects.get(pk=lookalike.pk).username_key is None
+    assert User.objects.get_by_natural_key("ALICE").pk == original.pk
+    assert User.objects.get_by_natural_key("al\u0131ce").pk == lookalike.pk
