@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.validators import ProhibitNullCharactersValidator
 from rest_framework import serializers
+from rest_framework.validators import ProhibitSurrogateCharactersValidator
 
 from chatproject.text import validate_name
 
@@ -85,10 +87,26 @@ class AddMembersSerializer(serializers.Serializer[Any]):
     )
 
 
+class ServiceCheckedCharField(serializers.CharField):
+    """A string the service checks for NUL and lone surrogates (chatproject.text), so REST
+    answers the same code as the WebSocket (``invalid_text``, ``invalid_client_msg_id``)
+    instead of DRF's generic ``validation_error``."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.validators = [
+            validator
+            for validator in self.validators
+            if not isinstance(
+                validator, ProhibitNullCharactersValidator | ProhibitSurrogateCharactersValidator
+            )
+        ]
+
+
 class SendSerializer(serializers.Serializer[Any]):
-    client_msg_id = serializers.CharField(min_length=1, max_length=64)
+    client_msg_id = ServiceCheckedCharField(min_length=1, max_length=64)
     # Length is checked by the send service (one rule for REST and WebSocket).
-    text = serializers.CharField(trim_whitespace=False, allow_blank=True)
+    text = ServiceCheckedCharField(trim_whitespace=False, allow_blank=True)
 
 
 class SentSerializer(serializers.Serializer[Any]):
@@ -98,7 +116,7 @@ class SentSerializer(serializers.Serializer[Any]):
 
 
 class EditSerializer(serializers.Serializer[Any]):
-    text = serializers.CharField(trim_whitespace=False, allow_blank=True)
+    text = ServiceCheckedCharField(trim_whitespace=False, allow_blank=True)
 
 
 class ReadSerializer(serializers.Serializer[Any]):

@@ -67,10 +67,30 @@ def test_rest_send_refuses_nul_and_lone_surrogates(
     values[field] = f"a{bad}b"
     body = "{" + ", ".join(f'"{k}": "{v}"' for k, v in values.items()) + "}"
     response = post_raw(client, f"{CONVERSATIONS}/{conversation_id}/messages", body)
-    assert 400 <= response.status_code < 500, response.content
-    error = assert_error_shape(response)
-    assert field in error["fields"], error
+    # The code the WebSocket gives for the same mistake.
+    code = "invalid_text" if field == "text" else "invalid_client_msg_id"
+    assert_error(response, 400, code, (field,))
     assert not StoredMessageRecord.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("bad", ["\\u0000", LONE_SURROGATE])
+def test_rest_edit_refuses_nul_and_lone_surrogates(
+    login_client: LoginClient, make_user: MakeUser, bad: str
+) -> None:
+    client, _, _ = login_client()
+    conversation_id = direct_id(client, make_user())
+    sent = client.post(
+        f"{CONVERSATIONS}/{conversation_id}/messages",
+        {"client_msg_id": "c1", "text": "visible"},
+        format="json",
+    )
+    message_id = sent.json()["message"]["id"]
+    response = post_raw(
+        client, f"/api/v1/messages/{message_id}", f'{{"text": "a{bad}b"}}', method="patch"
+    )
+    assert_error(response, 400, "invalid_text", ("text",))
+    assert [r.text for r in StoredMessageRecord.objects.all()] == ["visible"]
 
 
 @pytest.mark.django_db
