@@ -18,6 +18,10 @@ LOOKALIKE_LINK = "https://\u0430pple.com/login?next=1"
 PUNYCODE_LINK = "https://xn--pple-43d.com/login?next=1"
 # A message that tries to reorder what follows it (right-to-left override, never closed).
 OVERRIDE = "\u202eall is fine"
+ISOLATED = """(selector) => {
+  const run = document.querySelector(selector);
+  return run !== null && getComputedStyle(run).unicodeBidi === "isolate";
+}"""
 
 
 def test_direct_conversations_show_the_username_and_links_show_punycode_hosts(
@@ -53,9 +57,8 @@ def test_direct_conversations_show_the_username_and_links_show_punycode_hosts(
         ".item-title bdi",
         ".item-preview bdi",
     ):
-        run = page.locator(selector).first
-        expect(run).to_be_attached()
-        assert run.evaluate("(el) => getComputedStyle(el).unicodeBidi") == "isolate", selector
+        # Waits for the condition (the header and list re-render as data arrives).
+        page.wait_for_function(ISOLATED, arg=selector)
     expect(page.locator(".message .text bdi", has_text="all is fine")).to_have_count(1)
     for user in (alice, bob):
         assert user.errors == []
