@@ -3,19 +3,71 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import UserManager as DjangoUserManager
+from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from chatproject.text import validate_name
+
+from . import usernames
+
+UsernameConflict = Literal["taken", "confusable"]
+USERNAME_CONFLICT_MESSAGES: dict[UsernameConflict, str] = {
+    "taken": "That username is taken.",
+    "confusable": "That username looks too much like an existing one.",
+}
+
+
+class UserManager(DjangoUserManager["User"]):
+    def get_by_natural_key(self, username: str | None) -> User:
+        # Log-in by any case or width of the name: "ALICE" and fullwidth "alice" are alice.
+        try:
+            return self.get(username_key=usernames.key(username or ""))
+        except self.model.DoesNotExist:
+            # Accounts whose key could not be set (lookalikes created before keys existed).
+            return self.get(username=username)
+
+    def username_conflict(
+        self, username: str, *, exclude_pk: int | None = None
+    ) -> UsernameConflict | None:
+        """Whether ``username`` is someone else's (in any case or width) or looks like it."""
+        others = self.exclude(pk=exclude_pk) if exclude_pk is not None else self.all()
+        if others.filter(username_key=usernames.key(username)).exists():
+            return "taken"
+        if others.filter(username_skeleton=usernames.skeleton(username)).exists():
+            return "confusable"
+        return None
+
 
 class User(AbstractUser):
-    display_name = models.CharField(max_length=100, blank=True)
+    username = models.CharField(
+        "username",
+        max_length=usernames.MAX_LENGTH,
+        unique=True,
+        validators=[usernames.validate_username],
+        help_text="Letters, digits and @/./+/-/_, in one script; case does not matter.",
+        error_messages={"unique": "A user with that username already exists."},
+    )
+    # Derived from username on every save (see usernames.py); unique, so two accounts can
+    # differ neither by case or width (key) nor by lookalike characters (skeleton). NULL
+    # only for lookalikes that existed before these columns (migration 0002 lists them).
+    username_key = models.CharField(  # noqa: DJ001 (NULL, unlike "", is not unique)
+        max_length=usernames.MAX_LENGTH, unique=True, null=True, editable=False
+    )
+    username_skeleton = models.CharField(  # noqa: DJ001 (as above)
+        max_length=usernames.MAX_LENGTH, unique=True, null=True, editable=False
+    )
+    display_name = models.CharField(max_length=100, blank=True, validators=[validate_name])
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = UserManager()  # type: ignore[misc]
 
     class Meta:
         constraints = [
@@ -30,6 +82,14 @@ class User(AbstractUser):
     def name(self) -> str:
         return self.display_name or self.username
 
+    def clean(self) -> None:
+        super().clean()  # NFKC-normalizes the username
+        if not isinstance(self.username, str) or usernames.username_problem(self.username):
+            return  # the field's validator reports it
+        conflict = User.objects.username_conflict(self.username, exclude_pk=self.pk)
+        if conflict:
+            raise ValidationError({"username": USERNAME_CONFLICT_MESSAGES[conflict]})
+
     def save(self, *args: Any, **kwargs: Any) -> None:
         """Save, and when this changes the stored password hash (the admin's password form,
         ``manage.py changepassword``, ``set_password`` anywhere), log out every device.
@@ -38,6 +98,11 @@ class User(AbstractUser):
         including a hash assigned directly or a stale instance written back.
         """
         update_fields = kwargs.get("update_fields")
+        if update_fields is None or "username" in update_fields:
+            self.username_key = usernames.key(self.username)
+            self.username_skeleton = usernames.skeleton(self.username)
+            if update_fields is not None:
+                kwargs["update_fields"] = {*update_fields, "username_key", "username_skeleton"}
         writes_password = not self._state.adding and (
             update_fields is None or "password" in update_fields
         )

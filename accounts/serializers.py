@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from chatproject.text import validate_name
+
+from . import usernames
 from .models import Contact, Device, Platform, User
 
 
@@ -34,14 +37,16 @@ class DeviceSerializer(serializers.ModelSerializer[Device]):
 
 
 class SignUpSerializer(serializers.Serializer[None]):
-    username = serializers.RegexField(
-        r"^[\w.@+-]+\Z",
-        max_length=150,
-        error_messages={"invalid": "Use letters, digits and @/./+/-/_ only."},
+    username = serializers.CharField(
+        max_length=usernames.MAX_LENGTH,
+        validators=[usernames.validate_username],
+        help_text="Letters, digits and @/./+/-/_ in one script. Case and width do not matter: "
+        "'Alice' and 'alice' are one account, and names that look like an existing one are "
+        "refused (409 username_confusable).",
     )
     password = serializers.CharField(max_length=128, write_only=True, trim_whitespace=False)
     display_name = serializers.CharField(
-        max_length=100, required=False, allow_blank=True, default=""
+        max_length=100, required=False, allow_blank=True, default="", validators=[validate_name]
     )
     device_name = serializers.CharField(
         max_length=100, required=False, allow_blank=True, default=""

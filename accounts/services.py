@@ -17,8 +17,10 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from chatproject.errors import Conflict, NotFound, ServiceError
+from chatproject.text import name_problem
 
-from .models import Contact, Device, Platform, User
+from . import usernames
+from .models import USERNAME_CONFLICT_MESSAGES, Contact, Device, Platform, User, UsernameConflict
 from .tokens import hash_token, new_token
 
 
@@ -41,19 +43,28 @@ def _password_errors(password: str, user: User | None = None) -> list[str]:
     return []
 
 
-def _username_taken() -> Conflict:
-    return Conflict(
-        "That username is taken.",
-        code="username_taken",
-        fields={"username": ["That username is taken."]},
-    )
+def _username_conflict(conflict: UsernameConflict) -> Conflict:
+    message = USERNAME_CONFLICT_MESSAGES[conflict]
+    code = "username_taken" if conflict == "taken" else "username_confusable"
+    return Conflict(message, code=code, fields={"username": [message]})
+
+
+def _name_error(field: str, problem: str) -> ServiceError:
+    return ServiceError(problem, code="invalid_name", fields={field: [problem]})
 
 
 def sign_up(*, username: str, password: str, display_name: str = "") -> User:
-    username = username.strip()
-    if User.objects.filter(username__iexact=username).exists():
-        raise _username_taken()
-    candidate = User(username=username, display_name=display_name.strip())
+    problem = usernames.username_problem(username)
+    if problem:
+        raise ServiceError(problem, code="invalid_username", fields={"username": [problem]})
+    username = usernames.stored_form(username)
+    conflict = User.objects.username_conflict(username)
+    if conflict:
+        raise _username_conflict(conflict)
+    display_name = display_name.strip()
+    if problem := name_problem(display_name):
+        raise _name_error("display_name", problem)
+    candidate = User(username=username, display_name=display_name)
     errors = _password_errors(password, candidate)
     if errors:
         raise ServiceError(
@@ -63,18 +74,14 @@ def sign_up(*, username: str, password: str, display_name: str = "") -> User:
     try:
         with transaction.atomic():
             candidate.save()
-    except IntegrityError as exc:  # lost a race with a concurrent sign-up of the same name
-        raise _username_taken() from exc
+    except IntegrityError as exc:  # lost a race with a concurrent sign-up of a like name
+        raise _username_conflict(User.objects.username_conflict(username) or "taken") from exc
     return candidate
 
 
 def check_credentials(*, username: str, password: str) -> User:
+    # Any case or width of the username finds the account (UserManager.get_by_natural_key).
     user = authenticate(username=username, password=password)
-    if user is None:
-        # Usernames are unique case-insensitively; let people type them in any case.
-        match = User.objects.filter(username__iexact=username).only("username").first()
-        if match is not None and match.username != username:
-            user = authenticate(username=match.username, password=password)
     if not isinstance(user, User):
         raise InvalidCredentials("Wrong username or password.")
     return user
@@ -171,7 +178,10 @@ def delete_device(device: Device) -> None:
 
 def update_profile(user: User, *, display_name: str | None = None) -> User:
     if display_name is not None:
-        user.display_name = display_name.strip()[:100]
+        display_name = display_name.strip()
+        if problem := name_problem(display_name):
+            raise _name_error("display_name", problem)
+        user.display_name = display_name[:100]
         user.save(update_fields=["display_name", "updated_at"])
     return user
 

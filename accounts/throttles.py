@@ -17,19 +17,20 @@ process shares them).
 
 from __future__ import annotations
 
-import unicodedata
-
 from rest_framework.request import Request
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
+
+from .usernames import throttle_ident
 
 
 def _account_ident(request: Request) -> str | None:
     username = request.data.get("username") if hasattr(request.data, "get") else None
     if not isinstance(username, str) or not username.strip():
         return None
-    # The spellings that log in to the same account count against it together.
-    return unicodedata.normalize("NFKC", username.strip()).casefold()[:150]
+    # The spellings that log in to the same account count against it together; hashed, so
+    # that no byte a client sends (a lone surrogate, a NUL) reaches the cache key.
+    return throttle_ident(username.strip())
 
 
 class LoginThrottle(SimpleRateThrottle):

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.validators import ProhibitNullCharactersValidator
 from rest_framework import serializers
+from rest_framework.validators import ProhibitSurrogateCharactersValidator
+
+from chatproject.text import validate_name
 
 # Ids are 64-bit signed integers in every database; larger numbers name nothing (and SQLite
 # cannot even bind them), so they are refused as invalid input.
@@ -51,7 +55,11 @@ class CreateConversationSerializer(serializers.Serializer[Any]):
         required=False, min_value=1, max_value=MAX_ID, help_text="The other user (direct)."
     )
     name = serializers.CharField(
-        required=False, max_length=100, allow_blank=True, help_text="Group name."
+        required=False,
+        max_length=100,
+        allow_blank=True,
+        validators=[validate_name],
+        help_text="Group name: no control or bidi characters, not only invisible ones.",
     )
     member_ids = serializers.ListField(
         child=serializers.IntegerField(min_value=1, max_value=MAX_ID),
@@ -69,7 +77,7 @@ class CreateConversationSerializer(serializers.Serializer[Any]):
 
 
 class UpdateConversationSerializer(serializers.Serializer[Any]):
-    name = serializers.CharField(required=False, max_length=100)
+    name = serializers.CharField(required=False, max_length=100, validators=[validate_name])
     muted = serializers.BooleanField(required=False)
 
 
@@ -79,10 +87,26 @@ class AddMembersSerializer(serializers.Serializer[Any]):
     )
 
 
+class ServiceCheckedCharField(serializers.CharField):
+    """A string the service checks for NUL and lone surrogates (chatproject.text), so REST
+    answers the same code as the WebSocket (``invalid_text``, ``invalid_client_msg_id``)
+    instead of DRF's generic ``validation_error``."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.validators = [
+            validator
+            for validator in self.validators
+            if not isinstance(
+                validator, ProhibitNullCharactersValidator | ProhibitSurrogateCharactersValidator
+            )
+        ]
+
+
 class SendSerializer(serializers.Serializer[Any]):
-    client_msg_id = serializers.CharField(min_length=1, max_length=64)
+    client_msg_id = ServiceCheckedCharField(min_length=1, max_length=64)
     # Length is checked by the send service (one rule for REST and WebSocket).
-    text = serializers.CharField(trim_whitespace=False, allow_blank=True)
+    text = ServiceCheckedCharField(trim_whitespace=False, allow_blank=True)
 
 
 class SentSerializer(serializers.Serializer[Any]):
@@ -92,7 +116,7 @@ class SentSerializer(serializers.Serializer[Any]):
 
 
 class EditSerializer(serializers.Serializer[Any]):
-    text = serializers.CharField(trim_whitespace=False, allow_blank=True)
+    text = ServiceCheckedCharField(trim_whitespace=False, allow_blank=True)
 
 
 class ReadSerializer(serializers.Serializer[Any]):

@@ -16,6 +16,7 @@ from chat.models import Conversation, ConversationKind, Membership, Role
 from chat.store import get_message_store
 from chat.store.base import EventKind, NewEvent
 from chatproject.errors import Forbidden, NotFound, ServiceError
+from chatproject.text import name_problem
 
 from .payloads import conversation_payload
 
@@ -118,14 +119,17 @@ def get_or_create_direct(user: User, other_id: int) -> tuple[Conversation, bool]
     return conversation, True
 
 
-def create_group(creator: User, *, name: str, member_ids_: Iterable[int]) -> Conversation:
+def _check_group_name(name: str) -> str:
     name = name.strip()
-    if not name:
-        raise ServiceError(
-            "A group needs a name.",
-            code="invalid_name",
-            fields={"name": ["This field may not be blank."]},
-        )
+    problem = name_problem(name) or (None if name else "This field may not be blank.")
+    if problem:
+        message = "A group needs a name." if not name else problem
+        raise ServiceError(message, code="invalid_name", fields={"name": [problem]})
+    return name
+
+
+def create_group(creator: User, *, name: str, member_ids_: Iterable[int]) -> Conversation:
+    name = _check_group_name(name)
     members = _active_users(set(member_ids_) | {creator.pk})
     if len(members) > settings.MAX_GROUP_MEMBERS:
         raise GroupFull(f"A group has at most {settings.MAX_GROUP_MEMBERS} members.")
@@ -257,13 +261,7 @@ def _hand_over_ownership(conversation: Conversation) -> None:
 def rename_group(
     actor: User, conversation_id: int, name: str, *, by_moderator: bool = False
 ) -> Conversation:
-    name = name.strip()
-    if not name:
-        raise ServiceError(
-            "A group needs a name.",
-            code="invalid_name",
-            fields={"name": ["This field may not be blank."]},
-        )
+    name = _check_group_name(name)
     with transaction.atomic():
         conversation, _ = _require_group_admin(actor, conversation_id, by_moderator=by_moderator)
         conversation.name = name[:100]

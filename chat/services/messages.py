@@ -32,6 +32,7 @@ from chat.models import Conversation, Membership
 from chat.store import get_message_store
 from chat.store.base import BatchHasRetry, EventKind, NewMessage, PutResult, StoredMessage
 from chatproject.errors import Forbidden, NotFound, ServiceError
+from chatproject.text import is_blank, unstorable_text_problem
 from notifications import services as push_services
 
 from .conversations import UnknownConversation, access_conversation, member_ids, member_ids_of
@@ -63,21 +64,13 @@ def validate_text(text: str) -> str:
             f"this one has {len(text):,}.",
             fields={"text": [f"At most {settings.MAX_MESSAGE_LENGTH} characters."]},
         )
-    if not text.strip():
+    if problem := unstorable_text_problem(text):
+        raise InvalidText(f"A message cannot be stored: {problem}", fields={"text": [problem]})
+    if is_blank(text):
+        # Only whitespace or invisible characters (zero-width space, joiners, BOM, ...).
         raise InvalidText(
             "A message cannot be empty.", fields={"text": ["This field may not be blank."]}
         )
-    if "\x00" in text:
-        raise InvalidText(
-            "A message cannot contain NUL characters.", fields={"text": ["NUL character."]}
-        )
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise InvalidText(
-            "A message must be valid Unicode (no lone surrogates).",
-            fields={"text": ["Invalid Unicode."]},
-        ) from None
     return text
 
 
@@ -182,6 +175,12 @@ def _check_request(request: SendRequest, members: Sequence[int]) -> None:
     if not request.client_msg_id or len(request.client_msg_id) > 64:
         raise ServiceError(
             "client_msg_id must be 1 to 64 characters.", code="invalid_client_msg_id"
+        )
+    if problem := unstorable_text_problem(request.client_msg_id):
+        raise ServiceError(
+            f"client_msg_id: {problem}",
+            code="invalid_client_msg_id",
+            fields={"client_msg_id": [problem]},
         )
     if request.sender_id not in members:
         raise UnknownConversation("No such conversation, or you are not a member.")

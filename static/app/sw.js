@@ -84,15 +84,18 @@ self.addEventListener("push", (event) => {
     );
     return;
   }
+  // Title and body carry user-supplied names and text: isolate them (FSI ... PDI) so bidi
+  // controls in them cannot reorder the rest of the notification.
+  const isolated = (text) => `\u2068${text}\u2069`;
   const options = {
-    body: data.body || "",
+    body: data.body ? isolated(data.body) : "",
     icon: "/static/app/icons/icon-192.png",
     badge: "/static/app/icons/icon-192.png",
     tag,
     renotify: true,
     data: { url: data.conversation_id ? `/#/c/${data.conversation_id}` : "/" },
   };
-  event.waitUntil(self.registration.showNotification(data.title || "New message", options));
+  event.waitUntil(self.registration.showNotification(data.title ? isolated(data.title) : "New message", options));
 });
 
 self.addEventListener("notificationclick", (event) => {

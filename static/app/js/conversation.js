@@ -1,6 +1,6 @@
 // The conversation screen: header, message history (infinite scroll upwards), composer.
 
-import { h, clear, icon, richText, clockTime, fullTime, dayLabel, avatar } from "./dom.js";
+import { h, clear, icon, richText, clockTime, fullTime, dayLabel, avatar, bdi } from "./dom.js";
 import { MAX_TEXT_LENGTH } from "./store.js";
 import { confirmDialog, toast, presenceLine } from "./ui.js";
 
@@ -23,12 +23,18 @@ export function conversationPage(main, store, conversationId, hooks) {
   store.openConversationId = conv.id;
 
   const title = h("h2", { id: "conversation-title" });
-  const subtitle = h("p", { class: "subtitle", id: "conversation-subtitle" });
+  // A direct conversation also names the other person's @username: display names are not
+  // unique, usernames are (and lookalike usernames are refused), so this is how to tell who
+  // is really on the other end.
+  const username = h("span", { class: "username", id: "conversation-username", hidden: true });
+  const separator = h("span", { "aria-hidden": "true", hidden: true }, " · ");
+  const subtitle = h("span", { id: "conversation-subtitle" });
+  const subtitleLine = h("p", { class: "subtitle" }, username, separator, subtitle);
   const headerAvatar = h("span", { class: "header-avatar" });
   const header = h("header", { class: "pane-header" },
     h("a", { href: "#/", class: "icon-button back", "aria-label": "Back to conversations" }, icon("back")),
     headerAvatar,
-    h("div", { class: "header-text" }, title, subtitle),
+    h("div", { class: "header-text" }, title, subtitleLine),
     h("a", { href: `#/c/${conv.id}/info`, class: "icon-button", "aria-label": "Conversation info", title: "Conversation info" }, icon("info")),
   );
   const historyStatus = h("p", { class: "history-status", "aria-live": "polite" });
@@ -59,14 +65,18 @@ export function conversationPage(main, store, conversationId, hooks) {
   // --- header -----------------------------------------------------------------------------
 
   function renderHeader() {
-    title.textContent = store.title(conv);
+    clear(title, bdi(store.title(conv)));
     clear(headerAvatar, avatar(store.title(conv)));
     if (conv.kind === "group") {
       const count = conv.member_ids ? conv.member_ids.length : 0;
       const online = (conv.member_ids || []).filter((id) => id !== store.me.id && store.presence && store.presence.get(id)?.online).length;
       subtitle.textContent = `${count} member${count === 1 ? "" : "s"}${online ? `, ${online} online` : ""}`;
     } else {
+      const peer = store.users.get(store.peerOf(conv));
+      clear(username, ...(peer ? ["@", bdi(peer.username)] : []));
+      username.hidden = !peer;
       subtitle.textContent = presenceLine(store, store.peerOf(conv));
+      separator.hidden = !peer || !subtitle.textContent;
     }
   }
 
@@ -95,9 +105,9 @@ export function conversationPage(main, store, conversationId, hooks) {
 
     const body = message.deleted
       ? h("p", { class: "text deleted" }, "This message was deleted")
-      : h("p", { class: "text" }, richText(message.text));
+      : h("p", { class: "text" }, h("bdi", {}, richText(message.text)));
     const bubble = h("div", { class: "bubble" },
-      !mine && conv.kind === "group" ? h("p", { class: "sender" }, senderName) : null,
+      !mine && conv.kind === "group" ? h("p", { class: "sender" }, bdi(senderName)) : null,
       body,
       message.truncated && !message.deleted
         ? h("button", { type: "button", class: "link", onclick: () => fetchFull(message.id) }, "Show the whole message")
@@ -119,7 +129,7 @@ export function conversationPage(main, store, conversationId, hooks) {
     readers.length
       ? h("p", { class: "read-by" }, readers.length === conv.member_ids.length - 1
           ? "Read by everyone"
-          : `Read by ${readers.map((id) => store.displayName(id)).join(", ")}`)
+          : ["Read by ", readers.map((id, i) => [i ? ", " : "", bdi(store.displayName(id))])])
       : null);
     bubble.addEventListener("click", (event) => {
       if (event.target.closest("a, button")) return;

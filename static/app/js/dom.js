@@ -46,6 +46,30 @@ export function clear(el, ...children) {
   return el;
 }
 
+// A user-supplied string (name, username, group name, message text) as an isolated run:
+// <bdi> takes its direction from its own first strong character and keeps bidi controls
+// and right-to-left text inside it from reordering what is around it ("Read by <name>").
+export function bdi(text) {
+  return h("bdi", {}, text ?? "");
+}
+
+// The same for strings that end up as plain text (confirm dialogs, notifications, titles):
+// wrapped in FIRST STRONG ISOLATE ... POP DIRECTIONAL ISOLATE.
+export function isolated(text) {
+  return `\u2068${text ?? ""}\u2069`;
+}
+
+// The host as it is shown for a link: the URL API gives international (IDN) hosts in
+// punycode ("xn--..."), so a lookalike host (apple.com with a Cyrillic "a") cannot pass for
+// apple.com. ASCII hosts are shown as typed.
+function shownUrl(typed, parsed) {
+  if (!parsed.hostname.split(".").some((label) => label.startsWith("xn--"))) return typed;
+  const hostStart = typed.indexOf("//") + 2;
+  const rest = typed.slice(hostStart).search(/[/?#]/);
+  const tail = rest === -1 ? "" : typed.slice(hostStart + rest);
+  return `${parsed.protocol}//${parsed.host}${tail}`;
+}
+
 // http(s) links in running text. Trailing punctuation usually ends the sentence, not the URL.
 const URL_PATTERN = /\bhttps?:\/\/[^\s<>"']+/gi;
 const TRAILING = /[.,;:!?)\]}'"]+$/;
@@ -69,7 +93,8 @@ export function richText(text) {
     if (match.index > last) nodes.push(document.createTextNode(text.slice(last, match.index)));
     const link = document.createElement("a");
     link.href = parsed.href;
-    link.textContent = url;
+    link.textContent = shownUrl(url, parsed);
+    link.title = parsed.href;
     link.target = "_blank";
     link.rel = "noopener noreferrer nofollow";
     nodes.push(link);

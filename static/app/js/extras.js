@@ -5,7 +5,7 @@
 // depends on them.
 
 import { api } from "./api.js";
-import { h, clear } from "./dom.js";
+import { h, clear, isolated } from "./dom.js";
 import { idOf } from "./json.js";
 import { toast } from "./ui.js";
 
@@ -86,8 +86,8 @@ export function createExtras(store) {
     if (localStorage.getItem(PUSH_REGISTRATION_KEY) === null) return; // notifications are off
     const sender = store.displayName(message.sender_id);
     const registration = await navigator.serviceWorker.ready;
-    await registration.showNotification(conv.kind === "group" ? conv.name : sender, {
-      body: conv.kind === "group" ? `${sender}: ${message.text}` : message.text,
+    await registration.showNotification(isolated(conv.kind === "group" ? conv.name : sender), {
+      body: conv.kind === "group" ? `${isolated(sender)}: ${isolated(message.text)}` : isolated(message.text),
       tag: `conv-${conv.id}`,
       icon: "/static/app/icons/icon-192.png",
       data: { url: `/#/c/${conv.id}` },

@@ -2,7 +2,7 @@
 // store (state), the socket (protocol) and the views.
 
 import { api, ApiError, browserDeviceName, setUnauthenticatedHandler } from "./api.js";
-import { h, clear, avatar } from "./dom.js";
+import { h, clear, avatar, bdi } from "./dom.js";
 import { Store } from "./store.js";
 import { ChatSocket } from "./socket.js";
 import { conversationPage } from "./conversation.js";
@@ -100,7 +100,7 @@ function renderAccountChooser() {
         document.getElementById("auth").hidden = true;
         loadSession();
       },
-    }, avatar(name, { size: "small" }), h("span", {}, `Continue as ${name}`)));
+    }, avatar(name, { size: "small" }), h("span", {}, "Continue as ", bdi(name))));
   }));
 }
 
@@ -131,7 +131,7 @@ async function logout() {
 function renderMe() {
   const link = document.getElementById("me-link");
   const name = store.me.display_name || store.me.username;
-  clear(link, avatar(name, { size: "small" }), h("span", {}, name));
+  clear(link, avatar(name, { size: "small" }), h("span", {}, bdi(name)));
 }
 
 function startSession(me) {

@@ -2,7 +2,7 @@
 // devices and settings. Each takes the main pane and returns a cleanup function.
 
 import { api } from "./api.js";
-import { h, clear, icon, avatar, fullTime } from "./dom.js";
+import { h, clear, icon, avatar, fullTime, bdi, isolated } from "./dom.js";
 import { idOf } from "./json.js";
 import { confirmDialog, toast } from "./ui.js";
 
@@ -26,7 +26,7 @@ function userRow(user, ...actions) {
   const name = user.display_name || user.username;
   return h("li", { class: "user-row" },
     avatar(name),
-    h("span", { class: "user-names" }, h("span", { class: "user-name" }, name), h("span", { class: "username" }, `@${user.username}`)),
+    h("span", { class: "user-names" }, h("span", { class: "user-name" }, bdi(name)), h("span", { class: "username" }, "@", bdi(user.username))),
     h("span", { class: "row-actions" }, ...actions));
 }
 
@@ -114,7 +114,7 @@ export function newGroupPage(main, store) {
   const errorLine = h("p", { class: "form-error", role: "alert", hidden: true });
   const renderChips = () => {
     clear(chips, [...chosen.values()].map((user) =>
-      h("li", { class: "chip" }, user.display_name || user.username,
+      h("li", { class: "chip" }, bdi(user.display_name || user.username),
         h("button", { type: "button", "aria-label": `Remove ${user.display_name || user.username}`, onclick: () => { chosen.delete(user.id); renderChips(); search.refresh(); } }, "×"))));
   };
   const search = userSearch(store, {
@@ -231,7 +231,7 @@ export function infoPage(main, store, conversationId, hooks) {
         });
         parts.push(renameForm);
       } else {
-        parts.push(h("p", { class: "group-name" }, conv.name));
+        parts.push(h("p", { class: "group-name" }, bdi(conv.name)));
       }
       parts.push(membersHeading, memberList);
       renderMembers();
@@ -248,7 +248,7 @@ export function infoPage(main, store, conversationId, hooks) {
   }
 
   async function removeMember(userId) {
-    if (!(await confirmDialog(`Remove ${store.displayName(userId)} from the group?`, "Remove"))) return;
+    if (!(await confirmDialog(`Remove ${isolated(store.displayName(userId))} from the group?`, "Remove"))) return;
     try {
       await api.del(`conversations/${conv.id}/members/${userId}`);
       await store.loadConversationDetail(conv.id);
@@ -344,12 +344,12 @@ export function devicesPage(main, store) {
     const devices = await api.get("devices");
     clear(list, devices.map((device) => h("li", { class: "device-row" },
       h("span", { class: "device-names" },
-        h("span", { class: "user-name" }, device.name || "Unnamed device", device.current ? h("span", { class: "role" }, "this browser") : null),
+        h("span", { class: "user-name" }, bdi(device.name || "Unnamed device"), device.current ? h("span", { class: "role" }, "this browser") : null),
         h("span", { class: "username" }, `${device.platform} · last used ${fullTime(device.last_used_at)}`)),
       device.current
         ? null
         : h("button", { type: "button", class: "danger", "aria-label": `Log out ${device.name || "device"}`, onclick: async () => {
-            if (!(await confirmDialog(`Log out "${device.name || "this device"}"? It will need to log in again.`, "Log out"))) return;
+            if (!(await confirmDialog(`Log out ${isolated(device.name || "this device")}? It will need to log in again.`, "Log out"))) return;
             try {
               await api.del(`devices/${device.id}`);
               refresh();

@@ -1,7 +1,7 @@
 // Shared pieces of the interface: the conversation list, the connection banner, toasts
 // and the confirm dialog.
 
-import { h, clear, shortTime, avatar, relativeTime } from "./dom.js";
+import { h, clear, shortTime, avatar, relativeTime, bdi } from "./dom.js";
 
 // --- confirm dialog and toasts --------------------------------------------------------------
 
@@ -93,14 +93,15 @@ export function renderConversationList(store, { filter = "", activeId = null } =
   for (const conv of all) {
     const title = store.title(conv);
     const last = conv.last_message;
+    let who = "";
     let preview = "";
     if (last) {
-      const who = last.sender_id === store.me.id ? "You: " : conv.kind === "group" ? `${store.displayName(last.sender_id)}: ` : "";
-      preview = who + (last.deleted ? "Message deleted" : last.text.slice(0, 200).replace(/\s+/g, " "));
+      who = last.sender_id === store.me.id ? "You" : conv.kind === "group" ? store.displayName(last.sender_id) : "";
+      preview = last.deleted ? "Message deleted" : last.text.slice(0, 200).replace(/\s+/g, " ");
     } else if (conv.kind === "group") {
       preview = "Group created";
     }
-    if (needle && !title.toLowerCase().includes(needle) && !preview.toLowerCase().includes(needle)) continue;
+    if (needle && !title.toLowerCase().includes(needle) && !`${who}: ${preview}`.toLowerCase().includes(needle)) continue;
     const unread = conv.unread_count > 0;
     items.push(h("li", {},
       h("a", {
@@ -112,10 +113,10 @@ export function renderConversationList(store, { filter = "", activeId = null } =
       h("span", { class: "avatar-wrap" }, avatar(title), presenceDot(store, conv)),
       h("span", { class: "item-main" },
         h("span", { class: "item-row" },
-          h("span", { class: "item-title" }, title, conv.muted ? h("span", { class: "muted-icon" }, " (muted)") : null),
+          h("span", { class: "item-title" }, bdi(title), conv.muted ? h("span", { class: "muted-icon" }, " (muted)") : null),
           h("time", { class: "item-time", datetime: last ? last.created_at : conv.created_at }, shortTime(last ? last.created_at : conv.created_at))),
         h("span", { class: "item-row" },
-          h("span", { class: "item-preview" }, preview),
+          h("span", { class: "item-preview" }, who ? [bdi(who), ": "] : null, bdi(preview)),
           unread
             ? h("span", { class: "badge" },
                 h("span", { "aria-hidden": "true" }, conv.unread_count > 99 ? "99+" : String(conv.unread_count)),
