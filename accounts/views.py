@@ -61,7 +61,7 @@ class SignUpView(APIView):
 
     @extend_schema(
         request=SignUpSerializer,
-        responses={201: TokenResponseSerializer, **errors(409)},
+        responses={201: TokenResponseSerializer, **errors(403, 409)},
         summary="Create an account and log in",
     )
     def post(self, request: Request) -> Response:
@@ -94,7 +94,7 @@ class LoginView(APIView):
 
     @extend_schema(
         request=LoginSerializer,
-        responses={200: TokenResponseSerializer, **errors(401)},
+        responses={200: TokenResponseSerializer, **errors(401, 403)},
         summary="Log in and get a device token",
     )
     def post(self, request: Request) -> Response:
