@@ -2,10 +2,10 @@
 conversation's messages in id order, and a REST poller reading ``?after=<newest id seen>``
 never skips one.
 
-Two devices of one user and another member hammer one conversation at once, over REST and
-over WebSockets. On the production configuration the senders sit on different server
-processes (two ``serve`` commands of two workers each); embedded, one REST sender and one
-WebSocket sender share one server process.
+Two devices of one user (one over WebSocket, one over REST) and another member (both ways)
+hammer one conversation at once. On the production configuration the senders sit on
+different server processes (two ``serve`` commands of two workers each); embedded, the REST
+threads and the WebSocket send batcher of one server process race each other.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ pytestmark = pytest.mark.e2e
 _names = itertools.count(1)
 PASSWORD = "a long enough passphrase"
 MESSAGES_PER_SENDER = 100
+WS_FRAMES_PER_SECOND = 25
 
 
 def _sign_up(server: ServerProcess) -> tuple[int, str, str]:
@@ -85,10 +86,15 @@ async def _send_over_websocket(
         await socket.send(orjson.dumps({"type": "sync", "after": 0}).decode())
         while (await next_frame())["type"] != "sync.page":
             pass
-        # Three sends in flight at a time, so the server's send batcher has something to batch.
+        # Three sends in flight at a time, so the server's send batcher has something to batch,
+        # paced below the server's per-socket frame rate (30 a second) as a client must be.
         in_flight = 3
+        started = asyncio.get_running_loop().time()
         for number in range(MESSAGES_PER_SENDER + in_flight):
             if number < MESSAGES_PER_SENDER:
+                pause = started + number / WS_FRAMES_PER_SECOND - asyncio.get_running_loop().time()
+                if pause > 0:
+                    await asyncio.sleep(pause)
                 frame = {
                     "type": "send",
                     "conversation_id": conversation_id,
@@ -157,8 +163,7 @@ async def test_concurrent_rest_and_websocket_senders_keep_id_order(
 ) -> None:
     # Production: two serve commands of two workers each, sharing PostgreSQL and Redis.
     # Embedded: one process, where REST (a thread) and WebSocket (the send batcher) race.
-    several = bool(os.environ.get("REDIS_URL"))
-    started = servers(2 if several else 1)
+    started = servers(2 if os.environ.get("REDIS_URL") else 1)
     first, second = started[0], started[-1]
     _alice_id, alice_name, alice_phone = _sign_up(first)
     bob_id, _bob_name, bob_token = _sign_up(second)
@@ -173,13 +178,10 @@ async def test_concurrent_rest_and_websocket_senders_keep_id_order(
 
     senders = [
         _send_over_websocket(first, alice_phone, conversation_id, "alice-phone-ws"),
-        _send_over_rest(second if several else first, alice_laptop, conversation_id, "alice-rest"),
+        _send_over_rest(second, alice_laptop, conversation_id, "alice-laptop-rest"),
+        _send_over_websocket(second, bob_token, conversation_id, "bob-ws"),
+        _send_over_rest(first, bob_token, conversation_id, "bob-rest"),
     ]
-    if several:
-        senders += [
-            _send_over_websocket(second, bob_token, conversation_id, "bob-ws"),
-            _send_over_rest(first, bob_token, conversation_id, "bob-rest"),
-        ]
     done = asyncio.Event()
     poller = asyncio.create_task(_poll_after_newest(second, bob_token, conversation_id, done))
     try:
