@@ -135,15 +135,7 @@ def send_messages(requests: Sequence[SendRequest]) -> list[SendResult | ServiceE
             outcomes[index] = refusal
             continue
         request = requests[index]
-        message = NewMessage(
-            id=ids.next_id(),
-            conversation_id=request.conversation_id,
-            sender_id=request.sender_id,
-            client_msg_id=request.client_msg_id,
-            text=request.text,
-            created_at=timezone.now(),
-        )
-        batch.append(_Accepted(index, request, message, members_of[request.conversation_id]))
+        batch.append(_Accepted(index, request, members_of[request.conversation_id]))
     if batch:
         try:
             stored: list[PutResult | ServiceError] = list(_store(batch))
@@ -173,7 +165,6 @@ def send_messages(requests: Sequence[SendRequest]) -> list[SendResult | ServiceE
 class _Accepted:
     index: int  # position in the caller's requests
     request: SendRequest
-    message: NewMessage
     members: list[int]
 
 
@@ -191,16 +182,42 @@ def _store_alone(accepted: _Accepted) -> PutResult | ServiceError:
     try:
         return _store([accepted])[0]
     except (DataError, IntegrityError):
-        logger.exception("send: the database refused message %s", accepted.message.id)
+        logger.exception(
+            "send: the database refused %s's message %r",
+            accepted.request.sender_id,
+            accepted.request.client_msg_id,
+        )
         return ServiceError("This message could not be stored.", code="server_error", status=500)
 
 
 def _store(batch: Sequence[_Accepted]) -> list[PutResult]:
-    """Store the messages, count them in their conversations, publish after commit."""
+    """Lock the conversations, give the messages their ids, store them, count them in their
+    conversations, publish after commit.
+
+    Ids are taken under the conversations' row locks and above their ``last_message_id``,
+    so within a conversation ids increase in commit order: whoever holds the lock commits
+    before the next sender can read the floor. Every member's sequence numbers are taken
+    under the same lock, so their streams list a conversation's messages in id order, and a
+    reader of ``page_conversation(after=newest id seen)`` can never miss one committed later.
+    """
     with transaction.atomic():
-        results = get_message_store().put_messages(
-            [(accepted.message, accepted.members) for accepted in batch]
-        )
+        floors = _lock_conversations({accepted.request.conversation_id for accepted in batch})
+        now = timezone.now()
+        messages: list[tuple[NewMessage, Sequence[int]]] = []
+        for accepted in batch:
+            request = accepted.request
+            message_id = ids.next_id_after(floors.get(request.conversation_id, 0))
+            floors[request.conversation_id] = message_id
+            message = NewMessage(
+                id=message_id,
+                conversation_id=request.conversation_id,
+                sender_id=request.sender_id,
+                client_msg_id=request.client_msg_id,
+                text=request.text,
+                created_at=now,
+            )
+            messages.append((message, accepted.members))
+        results = get_message_store().put_messages(messages)
         new = [
             (accepted, result)
             for accepted, result in zip(batch, results, strict=True)
@@ -210,6 +227,33 @@ def _store(batch: Sequence[_Accepted]) -> list[PutResult]:
             _count_new_messages([(result.message, accepted.members) for accepted, result in new])
             transaction.on_commit(lambda: _publish_new(new))
     return results
+
+
+def _lock_conversations(conversation_ids: set[int]) -> dict[int, int]:
+    """Lock the conversations' rows until commit (one statement) and return each one's
+    ``last_message_id``: the floor of the ids sent into it now."""
+    table = Conversation._meta.db_table
+    ordered = sorted(conversation_ids)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # Ascending ids: concurrent batches lock shared conversations in the same order,
+            # so they cannot deadlock.
+            cursor.execute(
+                f"SELECT id, last_message_id FROM {table} WHERE id = ANY(%s) "  # noqa: S608 (constant table name)
+                "ORDER BY id FOR UPDATE",
+                [ordered],
+            )
+        else:
+            # SQLite locks the whole database for a write. A no-op UPDATE as the first
+            # statement takes that lock (waiting for other writers) before the floor is read,
+            # whatever the transaction mode: a plain SELECT in a deferred transaction would
+            # read a floor another writer is about to move.
+            cursor.execute(
+                f"UPDATE {table} SET last_message_id = last_message_id "  # noqa: S608 (constant table name)
+                f"WHERE id IN ({', '.join(['%s'] * len(ordered))}) RETURNING id, last_message_id",
+                ordered,
+            )
+        return dict(cursor.fetchall())
 
 
 def _count_new_messages(messages: Sequence[tuple[StoredMessage, Sequence[int]]]) -> None:

@@ -10,7 +10,11 @@ A backend is chosen by ``settings.MESSAGE_STORE = {"BACKEND": "dotted.Path", "OP
 and must pass ``tests/store/test_conformance.py``. The contract:
 
 * Message ids are assigned by the caller (``chat.ids``): 64-bit, time-sortable, unique.
-  The store never invents them.
+  The store never invents them. Order within a conversation is the caller's too: the send
+  service takes ids under the conversation's row lock, above its ``last_message_id``, so
+  ids increase in commit order; the store keeps each user's entries in put order (seqs are
+  taken in the same transaction), so every member's queue lists a conversation's messages
+  in id order and ``page_conversation(after=...)`` never misses a later commit.
 * ``put_message`` is atomic: the message and one sync entry per recipient are all stored,
   or none is. ``(sender_id, client_msg_id)`` is unique: putting it again stores nothing and
   returns the original message with ``created=False`` and the sender's original sequence

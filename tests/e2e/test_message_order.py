@@ -51,6 +51,17 @@ def _log_in(server: ServerProcess, username: str) -> str:
     return token
 
 
+def _start_direct(server: ServerProcess, token: str, other_id: int) -> int:
+    response = httpx.post(
+        server.base_url + "/api/v1/conversations",
+        json={"kind": "direct", "user_id": other_id},
+        headers=_auth(token),
+    )
+    assert response.status_code == 201, response.text
+    conversation_id: int = response.json()["id"]
+    return conversation_id
+
+
 def _auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
@@ -168,13 +179,7 @@ async def test_concurrent_rest_and_websocket_senders_keep_id_order(
     _alice_id, alice_name, alice_phone = _sign_up(first)
     bob_id, _bob_name, bob_token = _sign_up(second)
     alice_laptop = _log_in(second, alice_name)
-    conversation = httpx.post(
-        first.base_url + "/api/v1/conversations",
-        json={"kind": "direct", "user_id": bob_id},
-        headers=_auth(alice_phone),
-    )
-    assert conversation.status_code == 201, conversation.text
-    conversation_id: int = conversation.json()["id"]
+    conversation_id = _start_direct(first, alice_phone, bob_id)
 
     senders = [
         _send_over_websocket(first, alice_phone, conversation_id, "alice-phone-ws"),
