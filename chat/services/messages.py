@@ -30,7 +30,14 @@ from django.utils import timezone
 from chat import ids, ratelimit, realtime
 from chat.models import Conversation, Membership
 from chat.store import get_message_store
-from chat.store.base import BatchHasRetry, EventKind, NewMessage, PutResult, StoredMessage
+from chat.store.base import (
+    BatchHasRetry,
+    EventKind,
+    MessageNotFound,
+    NewMessage,
+    PutResult,
+    StoredMessage,
+)
 from chatproject.errors import Forbidden, NotFound, ServiceError
 from notifications import services as push_services
 
@@ -335,13 +342,16 @@ def _publish_new(new: Sequence[tuple[_Accepted, PutResult]]) -> None:
 
 
 def _access_own_message(user_id: int, message_id: int) -> StoredMessage:
-    message = get_message_store().get_messages([message_id]).get(message_id)
+    """The user's own live message, locked until the caller's transaction ends, so that the
+    change decided on it is made to exactly what was checked (a concurrent edit or delete
+    waits, then sees this one's result)."""
+    message = get_message_store().lock_message(message_id)
     if message is None:
-        raise NotFound("No such message.", code="unknown_message")
+        raise _unknown_message()
     try:
         access_conversation(user_id, message.conversation_id)
     except UnknownConversation:  # outsiders cannot tell a real message id from a made-up one
-        raise NotFound("No such message.", code="unknown_message") from None
+        raise _unknown_message() from None
     if message.sender_id != user_id:
         raise Forbidden("You can only change your own messages.", code="not_your_message")
     if message.is_deleted:
@@ -349,14 +359,21 @@ def _access_own_message(user_id: int, message_id: int) -> StoredMessage:
     return message
 
 
+def _unknown_message() -> NotFound:
+    return NotFound("No such message.", code="unknown_message")
+
+
 def edit_message(*, user_id: int, message_id: int, text: str) -> StoredMessage:
     validate_text(text)
-    message = _access_own_message(user_id, message_id)
-    members = member_ids(message.conversation_id)
     with transaction.atomic():
-        edited, seqs = get_message_store().edit_message(
-            message.id, text=text, edited_at=timezone.now(), recipient_ids=members
-        )
+        message = _access_own_message(user_id, message_id)
+        members = member_ids(message.conversation_id)
+        try:
+            edited, seqs = get_message_store().edit_message(
+                message.id, text=text, edited_at=timezone.now(), recipient_ids=members
+            )
+        except MessageNotFound:  # gone despite the lock (e.g. removed by another backend)
+            raise _unknown_message() from None
         frame = {"type": EventKind.EDITED, "message": message_payload(edited, full=False)}
         transaction.on_commit(lambda: realtime.publish(members, frame, seqs=seqs))
     return edited
@@ -365,19 +382,22 @@ def edit_message(*, user_id: int, message_id: int, text: str) -> StoredMessage:
 def delete_message(*, user_id: int | None, message_id: int) -> StoredMessage:
     """Delete (tombstone) a message: its sender's own, or any with ``user_id=None``
     (moderation from the admin)."""
-    if user_id is None:
-        message = get_message_store().get_messages([message_id]).get(message_id)
-        if message is None:
-            raise NotFound("No such message.", code="unknown_message")
-        if message.is_deleted:
-            return message
-    else:
-        message = _access_own_message(user_id, message_id)
-    members = member_ids(message.conversation_id)
     with transaction.atomic():
-        deleted, seqs = get_message_store().tombstone_message(
-            message.id, deleted_at=timezone.now(), recipient_ids=members
-        )
+        if user_id is None:
+            message = get_message_store().lock_message(message_id)
+            if message is None:
+                raise _unknown_message()
+            if message.is_deleted:
+                return message
+        else:
+            message = _access_own_message(user_id, message_id)
+        members = member_ids(message.conversation_id)
+        try:
+            deleted, seqs = get_message_store().tombstone_message(
+                message.id, deleted_at=timezone.now(), recipient_ids=members
+            )
+        except MessageNotFound:
+            raise _unknown_message() from None
         # A deleted message no longer counts as unread for those who had not read it.
         Membership.objects.filter(
             conversation_id=message.conversation_id, last_read_id__lt=message.id, unread_count__gt=0

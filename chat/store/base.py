@@ -31,6 +31,8 @@ and must pass ``tests/store/test_conformance.py``. The contract:
 * Edits and deletes change the stored message in place (delete = tombstone: text becomes
   empty, ``deleted_at`` set; the id stays so history and sync show where it was) and
   append the matching event to each given recipient's queue, atomically.
+* ``lock_message`` reads one message and holds it locked until the caller's transaction
+  ends: concurrent ``lock_message`` calls for one message wait for each other.
 * ``page_conversation``: with ``before`` (or neither), the newest ``limit`` messages with
   ``id < before``, newest first; with ``after``, the oldest ``limit`` messages with
   ``id > after``, newest first. Tombstones are included.
@@ -155,6 +157,13 @@ class MessageStore(abc.ABC):
         self, message_id: int, *, deleted_at: datetime, recipient_ids: Iterable[int]
     ) -> tuple[StoredMessage, dict[int, int]]:
         """Empty the text, set ``deleted_at``; append ``message.deleted`` to each recipient."""
+
+    @abc.abstractmethod
+    def lock_message(self, message_id: int) -> StoredMessage | None:
+        """The message, locked until the caller's transaction ends (None if unknown).
+
+        Called inside ``transaction.atomic()``: an edit or delete that checks what it read
+        and then changes the message cannot be overtaken by another change in between."""
 
     @abc.abstractmethod
     def get_messages(self, message_ids: Iterable[int]) -> dict[int, StoredMessage]:
