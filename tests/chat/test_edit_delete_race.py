@@ -35,7 +35,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def deleted_during_edit(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Ids put in the returned list are deleted once, right after the service checked them."""
     pending: list[int] = []
-    real_member_ids = message_service.member_ids
+    real_member_ids = conversations.member_ids
 
     def member_ids_after_a_concurrent_delete(conversation_id: int) -> list[int]:
         members = real_member_ids(conversation_id)
@@ -100,7 +100,7 @@ def test_two_deletes_at_once_delete_once_and_the_loser_hears_message_deleted(
     alice, bob = make_user(), make_user()
     message_id = _sent_message(alice, bob)
     outcomes: dict[str, str] = {}
-    real_member_ids = message_service.member_ids
+    real_member_ids = conversations.member_ids
     second = threading.Thread(target=lambda: _delete(alice, message_id, "second", outcomes))
 
     def member_ids_while_another_device_deletes(conversation_id: int) -> list[int]:
