@@ -20,6 +20,12 @@ Ids therefore sort by creation time (to the millisecond), which is what history 
 generator waits for it to catch up rather than risk a duplicate, and gives up with
 ``ClockMovedBackwardsError`` after ``MAX_CLOCK_BACKWARDS_WAIT`` seconds.
 
+``next_id_after(floor)`` makes an id greater than ``floor`` (a conversation's newest id, read
+under its lock by the send path): if this worker's next id would not be, the generator
+moves its own time forward to ``floor``'s millisecond (or the next) and goes on from
+there without waiting for the wall clock, so ids in one conversation increase in commit
+order even across processes whose clocks differ by a few milliseconds.
+
 ``next_id()`` uses a process-wide generator created on first use (never at import, so
 importing this module touches neither settings nor Redis); a forked child gets its own.
 """

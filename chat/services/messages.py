@@ -5,10 +5,11 @@ REST view both call it):
 
 1. validate (member of the conversation, 1..MAX_MESSAGE_LENGTH characters, not blank,
    per-user rate limit);
-2. take a 64-bit time-sortable id from the id generator (no central round trip);
-3. store the message and append one entry to every member's sync queue (the sender's
-   too, for their other devices), atomically, in the message store;
-4. after commit: acknowledge to the sending device and publish the event once, routed
+2. in one transaction: lock the conversation's row, take a 64-bit time-sortable id above
+   its ``last_message_id`` from the id generator (in memory, no central round trip), so
+   ids in a conversation increase in commit order; store the message and append one
+   entry to every member's sync queue (the sender's too, for their other devices);
+3. after commit: acknowledge to the sending device and publish the event once, routed
    to the processes holding the members' connections.
 
 The database and Redis round trips are the same for a group of 2 and of 100 (asserted in
