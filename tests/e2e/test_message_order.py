@@ -90,7 +90,7 @@ async def _send_over_websocket(
     ) as socket:
 
         async def next_frame() -> dict[str, Any]:
-            frame: dict[str, Any] = orjson.loads(await asyncio.wait_for(socket.recv(), 20))
+            frame: dict[str, Any] = orjson.loads(await asyncio.wait_for(socket.recv(), 60))
             return frame
 
         assert (await next_frame())["type"] == "hello"
