@@ -20,6 +20,12 @@ Ids therefore sort by creation time (to the millisecond), which is what history 
 generator waits for it to catch up rather than risk a duplicate, and gives up with
 ``ClockMovedBackwardsError`` after ``MAX_CLOCK_BACKWARDS_WAIT`` seconds.
 
+``next_id_after(floor)`` makes an id greater than ``floor`` (a conversation's newest id, read
+under its lock by the send path): if this worker's next id would not be, the generator
+moves its own time forward to ``floor``'s millisecond (or the next) and goes on from
+there without waiting for the wall clock, so ids in one conversation increase in commit
+order even across processes whose clocks differ by a few milliseconds.
+
 ``next_id()`` uses a process-wide generator created on first use (never at import, so
 importing this module touches neither settings nor Redis); a forked child gets its own.
 """
@@ -101,6 +107,7 @@ class SnowflakeGenerator:
         self._last_ms = -1
         self._last_worker_id = -1
         self._sequence = 0
+        self._lifted_ms = -1  # the last millisecond taken from a floor (next_id_after)
 
     @property
     def worker_id(self) -> int:
@@ -109,29 +116,46 @@ class SnowflakeGenerator:
         return worker_id
 
     def next_id(self) -> int:
+        return self.next_id_after(-1)
+
+    def next_id_after(self, floor: int) -> int:
+        """A new id greater than ``floor`` and than every id this generator made before.
+
+        ``floor`` is typically the newest id of a conversation, read under its row lock: the
+        send path uses it so that ids in a conversation increase in commit order even when
+        another process (whose clock may be a little ahead, or whose worker number is
+        higher) made that id. When the next id would not be above ``floor``, the generator
+        moves its own time forward to ``floor``'s millisecond (or the one after) and goes on
+        from there: ids stay unique for this worker and never invent another worker's.
+        """
         with self._lock:
             worker_id = self.worker_id
             now_ms = self._clock_ms()
-            if now_ms < self._last_ms:
+            # Behind the last id: either our time was moved forward by a floor (go on from
+            # there) or the wall clock stepped back (wait for it, as always).
+            if now_ms < self._last_ms and self._last_ms > self._lifted_ms:
                 now_ms = self._wait_for_clock(now_ms)
-            if now_ms == self._last_ms:
-                self._sequence = (self._sequence + 1) & MAX_SEQUENCE
+            ms, sequence = max(now_ms, self._last_ms), 0
+            if ms == self._last_ms:
+                sequence = (self._sequence + 1) & MAX_SEQUENCE
                 # After 4096 ids in this millisecond, or when the worker number changed (a
                 # lower number in the same millisecond would make a smaller id), move on to
                 # the next millisecond so ids keep increasing.
-                if self._sequence == 0 or worker_id != self._last_worker_id:
-                    now_ms = self._next_millisecond()
-                    self._sequence = 0
-            else:
-                self._sequence = 0
-            self._last_ms = now_ms
+                if sequence == 0 or worker_id != self._last_worker_id:
+                    ms, sequence = self._next_millisecond(), 0
+            if _compose(ms, worker_id, sequence) <= floor:
+                ms, sequence = _first_above(floor, worker_id)
+                self._lifted_ms = ms
+            self._last_ms = ms
             self._last_worker_id = worker_id
-            elapsed_ms = now_ms - EPOCH_MS
-            if not 0 <= elapsed_ms <= MAX_TIMESTAMP:
-                raise OverflowError(f"clock {now_ms} ms is outside the id range")
-            return (elapsed_ms << TIMESTAMP_SHIFT) | (worker_id << WORKER_ID_SHIFT) | self._sequence
+            self._sequence = sequence
+            return _compose(ms, worker_id, sequence)
 
     def _next_millisecond(self) -> int:
+        if self._last_ms <= self._lifted_ms:
+            # Our time is a floor's, possibly ahead of the wall clock: do not wait for it.
+            self._lifted_ms = self._last_ms + 1
+            return self._lifted_ms
         now_ms = self._clock_ms()
         while now_ms <= self._last_ms:
             # Behind: sleep (bounded) until caught up; at the same millisecond: spin.
@@ -154,6 +178,24 @@ class SnowflakeGenerator:
             waited += pause
             now_ms = self._clock_ms()
         return now_ms
+
+
+def _compose(ms: int, worker_id: int, sequence: int) -> int:
+    elapsed_ms = ms - EPOCH_MS
+    if not 0 <= elapsed_ms <= MAX_TIMESTAMP:
+        raise OverflowError(f"clock {ms} ms is outside the id range")
+    return (elapsed_ms << TIMESTAMP_SHIFT) | (worker_id << WORKER_ID_SHIFT) | sequence
+
+
+def _first_above(floor: int, worker_id: int) -> tuple[int, int]:
+    """The (millisecond, sequence) of ``worker_id``'s smallest id greater than ``floor``."""
+    floor_ms = EPOCH_MS + (floor >> TIMESTAMP_SHIFT)
+    floor_worker = worker_id_of(floor)
+    if worker_id > floor_worker:
+        return floor_ms, 0
+    if worker_id == floor_worker and floor & MAX_SEQUENCE < MAX_SEQUENCE:
+        return floor_ms, (floor & MAX_SEQUENCE) + 1
+    return floor_ms + 1, 0
 
 
 def _check_worker_id(worker_id: int) -> None:
@@ -283,6 +325,11 @@ def default_generator() -> SnowflakeGenerator:
 def next_id() -> int:
     """A new unique, time-sortable 64-bit id."""
     return default_generator().next_id()
+
+
+def next_id_after(floor: int) -> int:
+    """A new unique id greater than ``floor`` (see ``SnowflakeGenerator.next_id_after``)."""
+    return default_generator().next_id_after(floor)
 
 
 def reset_default_generator() -> None:

@@ -177,6 +177,76 @@ def test_clock_stuck_in_the_past_gives_up_after_the_bounded_wait() -> None:
     assert 5.0 <= sum(sleeps) < 5.2
 
 
+def _id_of(ms_after_epoch: int, worker_id: int, sequence: int = 0) -> int:
+    return (ms_after_epoch << ids.TIMESTAMP_SHIFT) | (worker_id << ids.WORKER_ID_SHIFT) | sequence
+
+
+def test_an_id_after_a_floor_from_a_clock_ahead_moves_this_worker_forward_without_waiting() -> None:
+    sleeps = RecordedSleeps()
+    generator = SnowflakeGenerator(3, clock_ms=ScriptedClock(10_000), sleep=sleeps)
+    generator.next_id()
+    floor = _id_of(10_050, 2, 12)  # another process, 50 ms ahead of this clock
+
+    after = generator.next_id_after(floor)
+    following = [generator.next_id() for _ in range(5000)]  # the clock still says 10 000
+
+    assert after > floor
+    assert worker_id_of(after) == 3
+    assert id_to_datetime(after) == id_to_datetime(floor)
+    assert following == sorted(following)
+    assert following[0] > after
+    assert len(set(following)) == 5000
+    assert not sleeps  # moved forward by a floor, not a clock step back: nothing to wait for
+
+
+@pytest.mark.parametrize(
+    ("floor_worker", "floor_sequence", "expected_ms", "expected_sequence"),
+    [
+        (2, 4000, 10_000, 0),  # a lower worker in this millisecond: ours are already above
+        (9, 0, 10_001, 0),  # a higher worker in this millisecond: the next one
+        (5, 41, 10_000, 42),  # our own number (an earlier lease holder): the next sequence
+        (5, ids.MAX_SEQUENCE, 10_001, 0),
+    ],
+)
+def test_the_id_after_a_floor_is_the_smallest_of_this_worker_above_it(
+    floor_worker: int, floor_sequence: int, expected_ms: int, expected_sequence: int
+) -> None:
+    generator = SnowflakeGenerator(5, clock_ms=ScriptedClock(9_990))
+    floor = _id_of(10_000, floor_worker, floor_sequence)
+
+    assert generator.next_id_after(floor) == _id_of(expected_ms, 5, expected_sequence)
+
+
+def test_a_floor_below_the_generator_changes_nothing() -> None:
+    generator = SnowflakeGenerator(5, clock_ms=ScriptedClock(10_000, 10_000, 10_001))
+    first = generator.next_id()
+
+    assert generator.next_id_after(_id_of(9_000, 9)) == first + 1
+    assert generator.next_id_after(first) == _id_of(10_001, 5)
+
+
+def test_ids_after_floors_from_many_threads_are_unique_and_above_their_floors() -> None:
+    generator = SnowflakeGenerator(4)
+    made: list[list[tuple[int, int]]] = [[] for _ in range(8)]
+
+    def make(into: list[tuple[int, int]]) -> None:
+        floor = 0
+        for _ in range(2000):
+            made_id = generator.next_id_after(floor)
+            into.append((floor, made_id))
+            floor = made_id + (1 << ids.TIMESTAMP_SHIFT)  # as if another worker was 1 ms ahead
+
+    threads = [threading.Thread(target=make, args=(into,)) for into in made]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    pairs = [pair for into in made for pair in into]
+    assert all(made_id > floor for floor, made_id in pairs)
+    assert len({made_id for _, made_id in pairs}) == len(pairs)
+
+
 def test_worker_ids_outside_10_bits_are_refused() -> None:
     with pytest.raises(ValueError, match="worker id"):
         SnowflakeGenerator(1024)

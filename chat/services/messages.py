@@ -5,10 +5,11 @@ REST view both call it):
 
 1. validate (member of the conversation, 1..MAX_MESSAGE_LENGTH characters, not blank,
    per-user rate limit);
-2. take a 64-bit time-sortable id from the id generator (no central round trip);
-3. store the message and append one entry to every member's sync queue (the sender's
-   too, for their other devices), atomically, in the message store;
-4. after commit: acknowledge to the sending device and publish the event once, routed
+2. in one transaction: lock the conversation's row, take a 64-bit time-sortable id above
+   its ``last_message_id`` from the id generator (in memory, no central round trip), so
+   ids in a conversation increase in commit order; store the message and append one
+   entry to every member's sync queue (the sender's too, for their other devices);
+3. after commit: acknowledge to the sending device and publish the event once, routed
    to the processes holding the members' connections.
 
 The database and Redis round trips are the same for a group of 2 and of 100 (asserted in
@@ -30,7 +31,14 @@ from django.utils import timezone
 from chat import ids, ratelimit, realtime
 from chat.models import Conversation, Membership
 from chat.store import get_message_store
-from chat.store.base import BatchHasRetry, EventKind, NewMessage, PutResult, StoredMessage
+from chat.store.base import (
+    BatchHasRetry,
+    EventKind,
+    MessageNotFound,
+    NewMessage,
+    PutResult,
+    StoredMessage,
+)
 from chatproject.errors import Forbidden, NotFound, ServiceError
 from chatproject.text import is_blank, unstorable_text_problem
 from notifications import services as push_services
@@ -128,15 +136,7 @@ def send_messages(requests: Sequence[SendRequest]) -> list[SendResult | ServiceE
             outcomes[index] = refusal
             continue
         request = requests[index]
-        message = NewMessage(
-            id=ids.next_id(),
-            conversation_id=request.conversation_id,
-            sender_id=request.sender_id,
-            client_msg_id=request.client_msg_id,
-            text=request.text,
-            created_at=timezone.now(),
-        )
-        batch.append(_Accepted(index, request, message, members_of[request.conversation_id]))
+        batch.append(_Accepted(index, request, members_of[request.conversation_id]))
     if batch:
         try:
             stored: list[PutResult | ServiceError] = list(_store(batch))
@@ -166,7 +166,6 @@ def send_messages(requests: Sequence[SendRequest]) -> list[SendResult | ServiceE
 class _Accepted:
     index: int  # position in the caller's requests
     request: SendRequest
-    message: NewMessage
     members: list[int]
 
 
@@ -190,16 +189,42 @@ def _store_alone(accepted: _Accepted) -> PutResult | ServiceError:
     try:
         return _store([accepted])[0]
     except (DataError, IntegrityError):
-        logger.exception("send: the database refused message %s", accepted.message.id)
+        logger.exception(
+            "send: the database refused %s's message %r",
+            accepted.request.sender_id,
+            accepted.request.client_msg_id,
+        )
         return ServiceError("This message could not be stored.", code="server_error", status=500)
 
 
 def _store(batch: Sequence[_Accepted]) -> list[PutResult]:
-    """Store the messages, count them in their conversations, publish after commit."""
+    """Lock the conversations, give the messages their ids, store them, count them in their
+    conversations, publish after commit.
+
+    Ids are taken under the conversations' row locks and above their ``last_message_id``,
+    so within a conversation ids increase in commit order: whoever holds the lock commits
+    before the next sender can read the floor. Every member's sequence numbers are taken
+    under the same lock, so their streams list a conversation's messages in id order, and a
+    reader of ``page_conversation(after=newest id seen)`` can never miss one committed later.
+    """
     with transaction.atomic():
-        results = get_message_store().put_messages(
-            [(accepted.message, accepted.members) for accepted in batch]
-        )
+        floors = _lock_conversations({accepted.request.conversation_id for accepted in batch})
+        now = timezone.now()
+        messages: list[tuple[NewMessage, Sequence[int]]] = []
+        for accepted in batch:
+            request = accepted.request
+            message_id = ids.next_id_after(floors.get(request.conversation_id, 0))
+            floors[request.conversation_id] = message_id
+            message = NewMessage(
+                id=message_id,
+                conversation_id=request.conversation_id,
+                sender_id=request.sender_id,
+                client_msg_id=request.client_msg_id,
+                text=request.text,
+                created_at=now,
+            )
+            messages.append((message, accepted.members))
+        results = get_message_store().put_messages(messages)
         new = [
             (accepted, result)
             for accepted, result in zip(batch, results, strict=True)
@@ -209,6 +234,33 @@ def _store(batch: Sequence[_Accepted]) -> list[PutResult]:
             _count_new_messages([(result.message, accepted.members) for accepted, result in new])
             transaction.on_commit(lambda: _publish_new(new))
     return results
+
+
+def _lock_conversations(conversation_ids: set[int]) -> dict[int, int]:
+    """Lock the conversations' rows until commit (one statement) and return each one's
+    ``last_message_id``: the floor of the ids sent into it now."""
+    table = Conversation._meta.db_table
+    ordered = sorted(conversation_ids)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # Ascending ids: concurrent batches lock shared conversations in the same order,
+            # so they cannot deadlock.
+            cursor.execute(
+                f"SELECT id, last_message_id FROM {table} WHERE id = ANY(%s) "  # noqa: S608 (constant table name)
+                "ORDER BY id FOR UPDATE",
+                [ordered],
+            )
+        else:
+            # SQLite locks the whole database for a write. A no-op UPDATE as the first
+            # statement takes that lock (waiting for other writers) before the floor is read,
+            # whatever the transaction mode: a plain SELECT in a deferred transaction would
+            # read a floor another writer is about to move.
+            cursor.execute(
+                f"UPDATE {table} SET last_message_id = last_message_id "  # noqa: S608 (constant table name)
+                f"WHERE id IN ({', '.join(['%s'] * len(ordered))}) RETURNING id, last_message_id",
+                ordered,
+            )
+        return dict(cursor.fetchall())
 
 
 def _count_new_messages(messages: Sequence[tuple[StoredMessage, Sequence[int]]]) -> None:
@@ -290,13 +342,16 @@ def _publish_new(new: Sequence[tuple[_Accepted, PutResult]]) -> None:
 
 
 def _access_own_message(user_id: int, message_id: int) -> StoredMessage:
-    message = get_message_store().get_messages([message_id]).get(message_id)
+    """The user's own live message, locked until the caller's transaction ends, so that the
+    change decided on it is made to exactly what was checked (a concurrent edit or delete
+    waits, then sees this one's result)."""
+    message = get_message_store().lock_message(message_id)
     if message is None:
-        raise NotFound("No such message.", code="unknown_message")
+        raise _unknown_message()
     try:
         access_conversation(user_id, message.conversation_id)
     except UnknownConversation:  # outsiders cannot tell a real message id from a made-up one
-        raise NotFound("No such message.", code="unknown_message") from None
+        raise _unknown_message() from None
     if message.sender_id != user_id:
         raise Forbidden("You can only change your own messages.", code="not_your_message")
     if message.is_deleted:
@@ -304,14 +359,21 @@ def _access_own_message(user_id: int, message_id: int) -> StoredMessage:
     return message
 
 
+def _unknown_message() -> NotFound:
+    return NotFound("No such message.", code="unknown_message")
+
+
 def edit_message(*, user_id: int, message_id: int, text: str) -> StoredMessage:
     validate_text(text)
-    message = _access_own_message(user_id, message_id)
-    members = member_ids(message.conversation_id)
     with transaction.atomic():
-        edited, seqs = get_message_store().edit_message(
-            message.id, text=text, edited_at=timezone.now(), recipient_ids=members
-        )
+        message = _access_own_message(user_id, message_id)
+        members = member_ids(message.conversation_id)
+        try:
+            edited, seqs = get_message_store().edit_message(
+                message.id, text=text, edited_at=timezone.now(), recipient_ids=members
+            )
+        except MessageNotFound:  # gone despite the lock (e.g. removed by another backend)
+            raise _unknown_message() from None
         frame = {"type": EventKind.EDITED, "message": message_payload(edited, full=False)}
         transaction.on_commit(lambda: realtime.publish(members, frame, seqs=seqs))
     return edited
@@ -320,19 +382,22 @@ def edit_message(*, user_id: int, message_id: int, text: str) -> StoredMessage:
 def delete_message(*, user_id: int | None, message_id: int) -> StoredMessage:
     """Delete (tombstone) a message: its sender's own, or any with ``user_id=None``
     (moderation from the admin)."""
-    if user_id is None:
-        message = get_message_store().get_messages([message_id]).get(message_id)
-        if message is None:
-            raise NotFound("No such message.", code="unknown_message")
-        if message.is_deleted:
-            return message
-    else:
-        message = _access_own_message(user_id, message_id)
-    members = member_ids(message.conversation_id)
     with transaction.atomic():
-        deleted, seqs = get_message_store().tombstone_message(
-            message.id, deleted_at=timezone.now(), recipient_ids=members
-        )
+        if user_id is None:
+            message = get_message_store().lock_message(message_id)
+            if message is None:
+                raise _unknown_message()
+            if message.is_deleted:
+                return message
+        else:
+            message = _access_own_message(user_id, message_id)
+        members = member_ids(message.conversation_id)
+        try:
+            deleted, seqs = get_message_store().tombstone_message(
+                message.id, deleted_at=timezone.now(), recipient_ids=members
+            )
+        except MessageNotFound:
+            raise _unknown_message() from None
         # A deleted message no longer counts as unread for those who had not read it.
         Membership.objects.filter(
             conversation_id=message.conversation_id, last_read_id__lt=message.id, unread_count__gt=0

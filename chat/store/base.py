@@ -10,7 +10,11 @@ A backend is chosen by ``settings.MESSAGE_STORE = {"BACKEND": "dotted.Path", "OP
 and must pass ``tests/store/test_conformance.py``. The contract:
 
 * Message ids are assigned by the caller (``chat.ids``): 64-bit, time-sortable, unique.
-  The store never invents them.
+  The store never invents them. Order within a conversation is the caller's too: the send
+  service takes ids under the conversation's row lock, above its ``last_message_id``, so
+  ids increase in commit order; the store keeps each user's entries in put order (seqs are
+  taken in the same transaction), so every member's queue lists a conversation's messages
+  in id order and ``page_conversation(after=...)`` never misses a later commit.
 * ``put_message`` is atomic: the message and one sync entry per recipient are all stored,
   or none is. ``(sender_id, client_msg_id)`` is unique: putting it again stores nothing and
   returns the original message with ``created=False`` and the sender's original sequence
@@ -27,6 +31,8 @@ and must pass ``tests/store/test_conformance.py``. The contract:
 * Edits and deletes change the stored message in place (delete = tombstone: text becomes
   empty, ``deleted_at`` set; the id stays so history and sync show where it was) and
   append the matching event to each given recipient's queue, atomically.
+* ``lock_message`` reads one message and holds it locked until the caller's transaction
+  ends: concurrent ``lock_message`` calls for one message wait for each other.
 * ``page_conversation``: with ``before`` (or neither), the newest ``limit`` messages with
   ``id < before``, newest first; with ``after``, the oldest ``limit`` messages with
   ``id > after``, newest first. Tombstones are included.
@@ -151,6 +157,13 @@ class MessageStore(abc.ABC):
         self, message_id: int, *, deleted_at: datetime, recipient_ids: Iterable[int]
     ) -> tuple[StoredMessage, dict[int, int]]:
         """Empty the text, set ``deleted_at``; append ``message.deleted`` to each recipient."""
+
+    @abc.abstractmethod
+    def lock_message(self, message_id: int) -> StoredMessage | None:
+        """The message, locked until the caller's transaction ends (None if unknown).
+
+        Called inside ``transaction.atomic()``: an edit or delete that checks what it read
+        and then changes the message cannot be overtaken by another change in between."""
 
     @abc.abstractmethod
     def get_messages(self, message_ids: Iterable[int]) -> dict[int, StoredMessage]:

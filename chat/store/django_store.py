@@ -270,6 +270,32 @@ class DjangoMessageStore(MessageStore):
             recipient_ids=recipient_ids,
         )
 
+    def lock_message(self, message_id: int) -> StoredMessage | None:
+        connection = connections[self.using]
+        if not connection.in_atomic_block:
+            raise RuntimeError("lock_message needs the caller's transaction (atomic block)")
+        if connection.vendor == "postgresql":
+            row = (
+                StoredMessageRecord.objects.using(self.using)
+                .select_for_update()
+                .filter(id=message_id)
+                .values_list(*_MESSAGE_COLUMNS)
+                .first()
+            )
+            return None if row is None else _message_from_row(row)
+        # SQLite has no row locks: a no-op UPDATE takes the database's write lock (waiting
+        # for other writers) before the row is read, whatever the transaction mode.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {_MESSAGE_TABLE} SET id = id WHERE id = %s "  # noqa: S608 (constant table name)
+                f"RETURNING {', '.join(_MESSAGE_COLUMNS)}",
+                [message_id],
+            )
+            raw = cursor.fetchone()
+        if raw is None:
+            return None
+        return _message_from_row(self._convert_message_row(raw, connection))
+
     # --- reads ----------------------------------------------------------------------------
 
     def get_messages(self, message_ids: Iterable[int]) -> dict[int, StoredMessage]:

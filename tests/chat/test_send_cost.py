@@ -73,6 +73,8 @@ def test_send_cost_does_not_grow_with_group_size(
         f"group of 2: {small_cost}, group of 100: {large_cost} (queries, redis)"
     )
     queries, redis_commands = large_cost
+    # The membership read; in the transaction, the conversation lock (ids are taken under
+    # it), the store's three statements and the two counting updates; transaction control.
     assert queries <= 9
     if settings.REDIS_URL:
         assert redis_commands == 2  # the rate-limit INCR and one routed publish

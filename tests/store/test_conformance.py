@@ -419,6 +419,22 @@ def test_editing_or_deleting_an_unknown_message_raises_and_assigns_no_seq(
     assert store.read_sync(ALICE, after_seq=0, limit=10) == []
 
 
+def test_lock_message_reads_the_current_message_inside_a_transaction(
+    store: MessageStore, make_message: MakeMessage
+) -> None:
+    stored = send(store, make_message, text="hello")
+    store.tombstone_message(stored.id, deleted_at=timezone.now(), recipient_ids=[ALICE])
+
+    with transaction.atomic():
+        locked = store.lock_message(stored.id)
+        unknown = store.lock_message(424242)
+
+    assert locked == store.get_messages([stored.id])[stored.id]
+    assert locked is not None
+    assert locked.is_deleted
+    assert unknown is None
+
+
 # --- page_conversation ----------------------------------------------------------------------
 
 
