@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, TypeVar
+from typing import Any
 
 import orjson
 from channels.consumer import AsyncConsumer
@@ -38,7 +38,6 @@ from notifications import services as push_services
 from presence.session import PresenceSession
 
 logger = logging.getLogger(__name__)
-T = TypeVar("T")
 
 # A seq gap not filled by a late live event within this time is read from the sync queue.
 GAP_FILL_DELAY_SECONDS = 0.2

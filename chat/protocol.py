@@ -12,10 +12,12 @@ from typing import Annotated, Any, Literal, NotRequired, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from chatproject.limits import MAX_CLIENT_MSG_ID_LENGTH, MAX_ID, SYNC_PAGE_DEFAULT, SYNC_PAGE_MAX
+
 Ref = Annotated[str, Field(max_length=64)]
-MessageId = Annotated[int, Field(ge=1, lt=2**63)]
-ConversationId = Annotated[int, Field(ge=1, lt=2**63)]
-Seq = Annotated[int, Field(ge=0, lt=2**63)]
+MessageId = Annotated[int, Field(ge=1, lt=MAX_ID + 1)]
+ConversationId = Annotated[int, Field(ge=1, lt=MAX_ID + 1)]
+Seq = Annotated[int, Field(ge=0, lt=MAX_ID + 1)]
 
 # WebSocket close codes (docs/protocol.md, "Closing").
 CLOSE_NOT_AUTHENTICATED = 4001
@@ -34,7 +36,7 @@ class _ClientFrame(BaseModel):
 class SendFrame(_ClientFrame):
     type: Literal["send"]
     conversation_id: ConversationId
-    client_msg_id: Annotated[str, Field(min_length=1, max_length=64)]
+    client_msg_id: Annotated[str, Field(min_length=1, max_length=MAX_CLIENT_MSG_ID_LENGTH)]
     # Length limits are checked by the service (one rule for REST and WebSocket).
     text: str
 
@@ -42,7 +44,7 @@ class SendFrame(_ClientFrame):
 class SyncFrame(_ClientFrame):
     type: Literal["sync"]
     after: Seq | None = None
-    limit: Annotated[int, Field(ge=1, le=500)] = 200
+    limit: Annotated[int, Field(ge=1, le=SYNC_PAGE_MAX)] = SYNC_PAGE_DEFAULT
 
 
 class AckFrame(_ClientFrame):

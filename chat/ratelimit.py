@@ -56,13 +56,6 @@ def _redis() -> Redis:
     return _redis_client
 
 
-def hit(scope: str, subject: int | str, *, limit: int, window_seconds: int) -> None:
-    """Count one action; raise RateLimited when ``limit`` is exceeded in the current window."""
-    refused = hit_many(scope, [subject], limit=limit, window_seconds=window_seconds)
-    if refused[0] is not None:
-        raise refused[0]
-
-
 def hit_many(
     scope: str, subjects: Sequence[int | str], *, limit: int, window_seconds: int
 ) -> list[RateLimited | None]:

@@ -8,11 +8,8 @@ from django.core.validators import ProhibitNullCharactersValidator
 from rest_framework import serializers
 from rest_framework.validators import ProhibitSurrogateCharactersValidator
 
+from chatproject.limits import MAX_CLIENT_MSG_ID_LENGTH, MAX_ID
 from chatproject.text import validate_name
-
-# Ids are 64-bit signed integers in every database; larger numbers name nothing (and SQLite
-# cannot even bind them), so they are refused as invalid input.
-MAX_ID = 2**63 - 1
 
 
 class MessageSerializer(serializers.Serializer[Any]):
@@ -104,7 +101,7 @@ class ServiceCheckedCharField(serializers.CharField):
 
 
 class SendSerializer(serializers.Serializer[Any]):
-    client_msg_id = ServiceCheckedCharField(min_length=1, max_length=64)
+    client_msg_id = ServiceCheckedCharField(min_length=1, max_length=MAX_CLIENT_MSG_ID_LENGTH)
     # Length is checked by the send service (one rule for REST and WebSocket).
     text = ServiceCheckedCharField(trim_whitespace=False, allow_blank=True)
 

@@ -16,6 +16,7 @@ from chat.services import conversations, messages, sync
 from chat.services.payloads import message_payload
 from chatproject.api.schema import errors, integer_parameter
 from chatproject.errors import NotFound
+from chatproject.limits import MAX_ID, SYNC_PAGE_DEFAULT, SYNC_PAGE_MAX
 
 from .serializers import (
     AddMembersSerializer,
@@ -35,7 +36,7 @@ from .serializers import (
 
 
 def _int_param(
-    request: Request, name: str, *, default: int | None = None, low: int = 0, high: int = 2**63 - 1
+    request: Request, name: str, *, default: int | None = None, low: int = 0, high: int = MAX_ID
 ) -> int | None:
     from rest_framework.exceptions import ValidationError
 
@@ -259,7 +260,7 @@ class SyncView(ChatView):
     @extend_schema(
         parameters=[
             integer_parameter("after", default=0, description="Events with larger seqs."),
-            integer_parameter("limit", minimum=1, maximum=500, default=200),
+            integer_parameter("limit", minimum=1, maximum=SYNC_PAGE_MAX, default=SYNC_PAGE_DEFAULT),
         ],
         responses={200: SyncPageSerializer},
         summary="A page of the user's sync queue after a cursor (for clients without a socket)",
@@ -268,7 +269,8 @@ class SyncView(ChatView):
         page = sync.sync_page(
             request_user(request).pk,
             after_seq=_int_param(request, "after", default=0) or 0,
-            limit=_int_param(request, "limit", default=200, low=1, high=500) or 200,
+            limit=_int_param(request, "limit", default=SYNC_PAGE_DEFAULT, low=1, high=SYNC_PAGE_MAX)
+            or SYNC_PAGE_DEFAULT,
         )
         return Response(
             {"events": page.events, "last_seq": page.last_seq, "has_more": page.has_more}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from django.urls import register_converter
 
-MAX_ID = 2**63 - 1
+from chatproject.limits import MAX_ID
 
 
 class IdConverter:

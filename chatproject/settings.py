@@ -15,6 +15,8 @@ from typing import Any
 import django_stubs_ext
 import environ
 
+from chatproject.limits import MAX_ID
+
 # Lets generic classes such as ModelAdmin[Device] be subscripted at run time.
 django_stubs_ext.monkeypatch()
 
@@ -229,7 +231,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     # <id:...> path segments (chatproject/converters.py): 1 to 2**63-1.
     "PATH_CONVERTER_OVERRIDES": {
-        "id": {"type": "integer", "format": "int64", "minimum": 1, "maximum": 2**63 - 1}
+        "id": {"type": "integer", "format": "int64", "minimum": 1, "maximum": MAX_ID}
     },
     # Error responses common to every operation of a kind (chatproject/api/schema.py).
     "POSTPROCESSING_HOOKS": [

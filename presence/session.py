@@ -22,7 +22,6 @@ import secrets
 import time
 import weakref
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
 
 import orjson
 from django.conf import settings
@@ -36,7 +35,6 @@ from . import services
 from .backends import Lease
 
 logger = logging.getLogger(__name__)
-T = TypeVar("T")
 
 # A connection sends at most one typing event per conversation per this many seconds;
 # more are dropped without a reply (clients repeat typing while the user types).

@@ -11,10 +11,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.authentication import request_user
+from chatproject.limits import MAX_ID
 
 from . import services
-
-MAX_ID = 2**63 - 1
 
 
 class PresenceEntrySerializer(serializers.Serializer[services.PresencePayload]):

@@ -15,7 +15,6 @@ import os
 import secrets
 import socket
 import weakref
-from collections.abc import Iterable
 from typing import TYPE_CHECKING, Protocol
 
 from django.conf import settings
@@ -175,15 +174,6 @@ class Hub:
     def holds(self, user_id: int) -> bool:
         """Whether this process has a live connection of the user (safe from any thread)."""
         return user_id in self._by_user
-
-    def connections_of(self, user_id: int) -> set[LiveConnection]:
-        return self._by_user.get(user_id, set())
-
-    def connection_count(self) -> int:
-        return sum(len(peers) for peers in self._by_user.values())
-
-    def local_user_ids(self) -> Iterable[int]:
-        return self._by_user.keys()
 
     # --- delivery --------------------------------------------------------------------------
     async def dispatch(self, data: bytes) -> None:

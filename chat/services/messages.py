@@ -40,6 +40,7 @@ from chat.store.base import (
     StoredMessage,
 )
 from chatproject.errors import Forbidden, NotFound, ServiceError
+from chatproject.limits import MAX_CLIENT_MSG_ID_LENGTH
 from chatproject.text import is_blank, unstorable_text_problem
 from notifications import services as push_services
 
@@ -171,9 +172,10 @@ class _Accepted:
 
 def _check_request(request: SendRequest, members: Sequence[int]) -> None:
     validate_text(request.text)
-    if not request.client_msg_id or len(request.client_msg_id) > 64:
+    if not request.client_msg_id or len(request.client_msg_id) > MAX_CLIENT_MSG_ID_LENGTH:
         raise ServiceError(
-            "client_msg_id must be 1 to 64 characters.", code="invalid_client_msg_id"
+            f"client_msg_id must be 1 to {MAX_CLIENT_MSG_ID_LENGTH} characters.",
+            code="invalid_client_msg_id",
         )
     if problem := unstorable_text_problem(request.client_msg_id):
         raise ServiceError(

@@ -98,15 +98,10 @@ class Ack:
     previous_seq: int
 
 
-def acknowledge(*, user_id: int, device_id: int, seq: int, previous_seq: int) -> None:
-    """A device confirms it processed everything up to ``seq``: keep its cursor server-side,
-    and tell 1:1 senders their messages were delivered."""
-    acknowledge_many([Ack(user_id, device_id, seq, previous_seq)])
-
-
 def acknowledge_many(acks: list[Ack]) -> list[None]:
-    """``acknowledge`` for the acks of many devices at once: a fixed number of statements
-    (the WebSocket consumers coalesce their ack flushes through this)."""
+    """Devices confirm they processed everything up to their ``seq``: keep each cursor
+    server-side and tell 1:1 senders their messages were delivered. Many devices' acks in a
+    fixed number of statements (the WebSocket consumers coalesce their ack flushes here)."""
     moving = [ack for ack in acks if ack.seq > ack.previous_seq]
     if moving:
         store = get_message_store()

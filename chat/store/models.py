@@ -10,13 +10,15 @@ from __future__ import annotations
 
 from django.db import models
 
+from chatproject.limits import MAX_CLIENT_MSG_ID_LENGTH
+
 
 class StoredMessageRecord(models.Model):
     # Assigned by the caller (chat.ids): a 64-bit time-sortable snowflake id.
     id = models.BigIntegerField(primary_key=True)
     conversation_id = models.BigIntegerField()
     sender_id = models.BigIntegerField()
-    client_msg_id = models.CharField(max_length=64)
+    client_msg_id = models.CharField(max_length=MAX_CLIENT_MSG_ID_LENGTH)
     text = models.TextField()
     created_at = models.DateTimeField()
     edited_at = models.DateTimeField(null=True, blank=True)

@@ -19,7 +19,7 @@ from typing import Any
 
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 
-from chatproject.converters import MAX_ID
+from chatproject.limits import MAX_ID
 
 ERROR_DESCRIPTIONS = {
     400: "Invalid request (`validation_error`, `malformed_request` or a specific code).",
