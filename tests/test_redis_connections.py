@@ -77,8 +77,11 @@ def test_same_client_within_a_loop_and_another_per_loop() -> None:
 def test_a_closed_loops_client_is_released() -> None:
     handler = RedisConnections()
 
+    held: list[Any] = []  # keeps the old client alive: the garbage collector cannot close it
+
     async def connection_id() -> int:
-        return int(await handler.async_client().client_id())
+        held.append(handler.async_client())
+        return int(await held[-1].client_id())
 
     loop = asyncio.new_event_loop()
     old_id = loop.run_until_complete(connection_id())
