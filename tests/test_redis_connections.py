@@ -4,6 +4,7 @@ of the per-loop registry it and every per-loop singleton share (chatproject/per_
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from typing import Any
 
@@ -131,3 +132,22 @@ def test_defaults_and_reset_on_setting_change(settings: Any) -> None:
     settings.REDIS_SOCKET_TIMEOUT = 1
     assert connections.sync_client() is not client
     assert connections.sync_client().connection_pool.connection_kwargs["socket_timeout"] == 1
+
+
+@needs_redis
+def test_a_forked_child_opens_its_own_connection() -> None:
+    handler = RedisConnections()
+    parent_id = int(handler.sync_client().client_id())
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report the connection its first command used, then leave
+        try:
+            os.write(write_end, str(handler.sync_client().client_id()).encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    child_id = int(os.read(read_end, 64))
+    os.close(read_end)
+    os.waitpid(pid, 0)
+    assert child_id != parent_id
+    assert int(handler.sync_client().client_id()) == parent_id  # the parent's is untouched
