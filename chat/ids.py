@@ -47,6 +47,8 @@ from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
+from chatproject.redis_connections import connections
+
 logger = logging.getLogger(__name__)
 
 EPOCH = datetime(2025, 1, 1, tzinfo=UTC)
@@ -232,9 +234,9 @@ class RedisWorkerLease:
     """
 
     def __init__(self, redis_url: str, *, ttl_seconds: int = LEASE_TTL_SECONDS) -> None:
-        import redis
-
-        self._client = redis.Redis.from_url(redis_url)
+        # Its own client (closed on release), with the configured socket timeouts: a
+        # renewal must not hang on a silent Redis.
+        self._client = connections.new_sync_client(redis_url)
         self._ttl_seconds = ttl_seconds
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex}"
         self._lock = threading.Lock()

@@ -9,18 +9,15 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.conf import settings
 
 from chatproject.errors import RateLimited
-
-if TYPE_CHECKING:
-    from redis import Redis
+from chatproject.redis_connections import connections
 
 _lock = threading.Lock()
 _local_counts: dict[str, tuple[int, int]] = {}  # key -> (window number, count)
-_redis_client: Redis | None = None
 
 
 # KEYS: one counter per subject; ARGV[1]: expiry in seconds, ARGV[2..]: each key's count.
@@ -37,23 +34,10 @@ for index, key in ipairs(KEYS) do
 end
 return totals
 """
-_script: Any = None
 
 
 def _count_script() -> Any:
-    global _script  # noqa: PLW0603 (registered once per process)
-    if _script is None:
-        _script = _redis().register_script(_COUNT_LUA)
-    return _script
-
-
-def _redis() -> Redis:
-    global _redis_client  # noqa: PLW0603 (one pooled client per process)
-    if _redis_client is None:
-        import redis
-
-        _redis_client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5)
-    return _redis_client
+    return connections.sync_script(_COUNT_LUA)
 
 
 def hit_many(

@@ -13,11 +13,11 @@ the order they arrived.
 from __future__ import annotations
 
 import asyncio
-import weakref
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
 from chatproject.db_threads import in_db_thread
+from chatproject.per_loop import PerLoopRegistry
 
 In = TypeVar("In")
 Out = TypeVar("Out")
@@ -81,14 +81,11 @@ class PerLoop(Generic[In, Out]):
     ) -> None:
         self.batch_function = batch_function
         self.max_batch = max_batch
-        self._by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Coalescer[In, Out]] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._by_loop: PerLoopRegistry[Coalescer[In, Out]] = PerLoopRegistry(self._new_coalescer)
+
+    def _new_coalescer(self, _loop: asyncio.AbstractEventLoop) -> Coalescer[In, Out]:
+        size = self.max_batch() if callable(self.max_batch) else self.max_batch
+        return Coalescer(self.batch_function, max_batch=size)
 
     async def __call__(self, item: In) -> Out:
-        loop = asyncio.get_running_loop()
-        coalescer = self._by_loop.get(loop)
-        if coalescer is None:
-            size = self.max_batch() if callable(self.max_batch) else self.max_batch
-            coalescer = self._by_loop[loop] = Coalescer(self.batch_function, max_batch=size)
-        return await coalescer(item)
+        return await self._by_loop.get()(item)

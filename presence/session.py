@@ -20,7 +20,6 @@ import itertools
 import logging
 import secrets
 import time
-import weakref
 from collections.abc import Awaitable, Callable
 
 import orjson
@@ -30,6 +29,7 @@ from accounts.revocation import revoked_device_ids
 from chat.services.conversations import UnknownConversation
 from chatproject.db_threads import in_db_thread
 from chatproject.errors import RateLimited
+from chatproject.per_loop import PerLoopRegistry
 
 from . import services
 from .backends import Lease
@@ -227,14 +227,8 @@ class Tracker:
         await in_db_thread(services.sweep_expired)
 
 
-_trackers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Tracker] = (
-    weakref.WeakKeyDictionary()
-)
+_trackers: PerLoopRegistry[Tracker] = PerLoopRegistry(Tracker)
 
 
 def get_tracker() -> Tracker:
-    loop = asyncio.get_running_loop()
-    tracker = _trackers.get(loop)
-    if tracker is None:
-        tracker = _trackers[loop] = Tracker(loop)
-    return tracker
+    return _trackers.get()

@@ -10,13 +10,14 @@ to this process's hub.
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 from redis.exceptions import NoScriptError
+
+from chatproject.redis_connections import connections
 
 from . import envelope
 from .hub import Hub, get_hub, local_hubs
@@ -32,40 +33,15 @@ __all__ = [
     "publish_many",
 ]
 
-_redis_lock = threading.Lock()
-_redis_script: Any = None
-_async_scripts: dict[asyncio.AbstractEventLoop, Any] = {}
 _pending: set[asyncio.Task[None]] = set()
 
 
 def _sync_script() -> Any:
-    global _redis_script  # noqa: PLW0603 (one client per process, created on first use)
-    if _redis_script is None:
-        with _redis_lock:
-            if _redis_script is None:
-                import redis
-
-                client = redis.Redis.from_url(
-                    settings.REDIS_URL, socket_timeout=5, max_connections=200
-                )
-                _redis_script = client.register_script(ROUTE_AND_PUBLISH_LUA)
-    return _redis_script
+    return connections.sync_script(ROUTE_AND_PUBLISH_LUA)
 
 
 def _async_script() -> Any:
-    loop = asyncio.get_running_loop()
-    script = _async_scripts.get(loop)
-    if script is None:
-        import redis.asyncio as aioredis
-
-        # A blocking pool: under a burst, callers wait for a connection instead of failing
-        # with "Too many connections" (redis-py's default pool raises at 100).
-        pool = aioredis.BlockingConnectionPool.from_url(
-            settings.REDIS_URL, socket_timeout=5, max_connections=64, timeout=10
-        )
-        client = aioredis.Redis(connection_pool=pool)
-        script = _async_scripts[loop] = client.register_script(ROUTE_AND_PUBLISH_LUA)
-    return script
+    return connections.async_script(ROUTE_AND_PUBLISH_LUA)
 
 
 def _dispatch_locally(data: bytes, user_ids: Sequence[int]) -> list[int]:

@@ -14,10 +14,12 @@ import logging
 import os
 import secrets
 import socket
-import weakref
 from typing import TYPE_CHECKING, Protocol
 
 from django.conf import settings
+
+from chatproject.per_loop import PerLoopRegistry
+from chatproject.redis_connections import connections
 
 from . import envelope as envelopes
 from .routes import process_channel, user_route_key
@@ -68,21 +70,11 @@ class Hub:
             self._started.set()
 
     async def _read_redis(self, ready: asyncio.Event) -> None:
-        import redis.asyncio as aioredis
-
         channel = process_channel(self.process_id)
         while True:
-            # Route updates of a burst of connects wait for a pooled connection rather than
-            # fail (redis-py's default pool raises "Too many connections" at 100).
-            pool = aioredis.BlockingConnectionPool.from_url(
-                settings.REDIS_URL,
-                socket_timeout=None,
-                health_check_interval=15,
-                max_connections=64,
-                timeout=10,
-                client_name=f"chat-hub:{self.process_id}",  # for CLIENT LIST / CLIENT KILL
-            )
-            client = aioredis.Redis(connection_pool=pool)
+            # A blocking pool, so route updates of a burst of connects wait for a connection
+            # rather than fail; the name is for CLIENT LIST / CLIENT KILL.
+            client = connections.subscriber_client(client_name=f"chat-hub:{self.process_id}")
             self._redis = client
             try:
                 pubsub = client.pubsub(ignore_subscribe_messages=True)
@@ -197,17 +189,13 @@ class Hub:
                         logger.exception("hub: delivery to device %s failed", connection.device_id)
 
 
-_hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakKeyDictionary()
+_hubs: PerLoopRegistry[Hub] = PerLoopRegistry(Hub)
 
 
 def get_hub() -> Hub:
     """The hub of the running event loop (one per server process; tests get one per loop)."""
-    loop = asyncio.get_running_loop()
-    hub = _hubs.get(loop)
-    if hub is None:
-        hub = _hubs[loop] = Hub(loop)
-    return hub
+    return _hubs.get()
 
 
 def local_hubs() -> list[Hub]:
-    return [hub for loop, hub in list(_hubs.items()) if not loop.is_closed()]
+    return _hubs.live()

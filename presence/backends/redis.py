@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 
+from chatproject.redis_connections import connections
+
 from . import Lease, PresenceBackend
 
 if TYPE_CHECKING:
@@ -105,11 +107,7 @@ def _devices_key(user_id: int) -> str:
 
 class RedisPresence(PresenceBackend):
     def __init__(self) -> None:
-        import redis
-
-        self._client: Redis = redis.Redis.from_url(
-            settings.REDIS_URL, socket_timeout=5, max_connections=200
-        )
+        self._client: Redis = connections.sync_client()
         self._connect = self._client.register_script(CONNECT_LUA)
         self._disconnect = self._client.register_script(DISCONNECT_LUA)
         self._refresh = self._client.register_script(REFRESH_LUA)
