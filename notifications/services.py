@@ -1,8 +1,9 @@
 """Push notifications: the decision who gets pushed, and the registrations and settings
 behind it. The Celery tasks (notifications/tasks.py) only call into this module.
 
-Entry points from the chat server, all cheap on the caller's side (at most one task
-enqueued, never a query):
+Entry points from the chat server, reached through chat's post-commit hooks
+(``chat.hooks``, subscribed in :mod:`notifications.subscribers`), all cheap on the caller's
+side (at most one task enqueued, never a query):
 
 * :func:`messages_stored`: sends committed; ``chat.realtime.publish_many`` reported which
   recipients have no live connection anywhere. Those (never the sender) are pushed.
