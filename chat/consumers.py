@@ -24,7 +24,7 @@ from django.conf import settings
 
 from accounts.models import Device, User
 from accounts.revocation import DeviceRevoked
-from chat import protocol, realtime
+from chat import hooks, protocol, realtime
 from chat.outbox import Outbox
 from chat.send_batcher import send_coalesced
 from chat.services import messages as message_service
@@ -34,7 +34,6 @@ from chat.services.payloads import iso, message_payload
 from chatproject.coalesce import PerLoop
 from chatproject.db_threads import in_db_thread
 from chatproject.errors import RateLimited, ServiceError
-from notifications import services as push_services
 from presence.session import PresenceSession
 
 logger = logging.getLogger(__name__)
@@ -263,11 +262,13 @@ class ChatConsumer(AsyncConsumer):  # type: ignore[misc]
             return
         try:
             await in_db_thread(
-                push_services.device_unacked,
-                user_id=self.user_id,
-                device_id=self.device_id,
-                acked_seq=self._acked,
-                delivered_seq=seq,
+                hooks.publish,
+                hooks.DeliveryUnacknowledged(
+                    user_id=self.user_id,
+                    device_id=self.device_id,
+                    acked_seq=self._acked,
+                    delivered_seq=seq,
+                ),
             )
         except Exception:
             logger.exception("chat consumer: queueing an unacknowledged-device push failed")

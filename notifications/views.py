@@ -14,7 +14,8 @@ from rest_framework.views import APIView
 from accounts.authentication import request_device, request_user
 from chatproject.errors import ServiceError
 
-from . import services, vapid
+from . import registrations as push_registrations
+from . import vapid
 from .models import NotificationSettings, PushKind, PushRegistration
 from .serializers import (
     NotificationSettingsSerializer,
@@ -61,7 +62,7 @@ class RegistrationListView(APIView):
     def get(self, request: Request) -> Response:
         device = request_device(request)
         current = device.pk if device else None
-        registrations = services.registrations_of(request_user(request))
+        registrations = push_registrations.registrations_of(request_user(request))
         return Response([_registration(r, current) for r in registrations])
 
     @extend_schema(
@@ -78,10 +79,12 @@ class RegistrationListView(APIView):
         values = data.validated_data
         existed = PushRegistration.objects.filter(device=device).exists()
         if values["kind"] == PushKind.FCM:
-            registration = services.register(device, kind=PushKind.FCM, address=values["token"])
+            registration = push_registrations.register(
+                device, kind=PushKind.FCM, address=values["token"]
+            )
         else:
             subscription = values["subscription"]
-            registration = services.register(
+            registration = push_registrations.register(
                 device,
                 kind=PushKind.WEBPUSH,
                 address=subscription["endpoint"],
@@ -97,14 +100,14 @@ class RegistrationListView(APIView):
 class RegistrationDetailView(APIView):
     @extend_schema(request=None, responses={204: None}, summary="Remove a push registration")
     def delete(self, request: Request, registration_id: int) -> Response:
-        services.unregister(request_user(request), registration_id)
+        push_registrations.unregister(request_user(request), registration_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class SettingsView(APIView):
     @extend_schema(responses={200: NotificationSettingsSerializer}, summary="Push settings")
     def get(self, request: Request) -> Response:
-        return Response(_settings(services.settings_of(request_user(request))))
+        return Response(_settings(push_registrations.settings_of(request_user(request))))
 
     @extend_schema(
         request=NotificationSettingsSerializer,
@@ -114,7 +117,7 @@ class SettingsView(APIView):
     def patch(self, request: Request) -> Response:
         data = NotificationSettingsSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        preferences = services.update_settings(
+        preferences = push_registrations.update_settings(
             request_user(request),
             do_not_disturb=data.validated_data.get("do_not_disturb"),
             show_preview=data.validated_data.get("show_preview"),

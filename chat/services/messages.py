@@ -28,7 +28,7 @@ from django.db import DataError, IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from chat import ids, ratelimit, realtime
+from chat import hooks, ids, ratelimit, realtime
 from chat.models import Conversation, Membership
 from chat.store import get_message_store
 from chat.store.base import (
@@ -42,7 +42,6 @@ from chat.store.base import (
 from chatproject.errors import Forbidden, NotFound, ServiceError
 from chatproject.limits import MAX_CLIENT_MSG_ID_LENGTH
 from chatproject.text import is_blank, unstorable_text_problem
-from notifications import services as push_services
 
 from .conversations import UnknownConversation, access_conversation, member_ids, member_ids_of
 from .payloads import message_payload
@@ -334,12 +333,15 @@ def _publish_new(new: Sequence[tuple[_Accepted, PutResult]]) -> None:
             for accepted, result in new
         ]
     )
-    # Recipients with no live connection anywhere get a push (one enqueue for the batch).
-    push_services.messages_stored(
-        [
-            (result.message, result.seqs, offline)
-            for (_, result), offline in zip(new, offline_lists, strict=True)
-        ]
+    # Recipients with no live connection anywhere get a push (notifications subscribes:
+    # one enqueue for the batch).
+    hooks.publish(
+        hooks.MessagesStored(
+            [
+                hooks.StoredDelivery(result.message, result.seqs, offline)
+                for (_, result), offline in zip(new, offline_lists, strict=True)
+            ]
+        )
     )
 
 

@@ -16,11 +16,10 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
-from chat import realtime
+from chat import hooks, realtime
 from chat.models import Conversation, ConversationKind, DeviceSyncState, Membership
 from chat.store import get_message_store
 from chat.store.base import EventKind, NewEvent, SyncEntry
-from notifications import services as push_services
 
 from .conversations import access_conversation, member_ids, member_ids_of
 from .payloads import message_payload
@@ -241,10 +240,10 @@ def mark_read(*, user_id: int, conversation_id: int, message_id: int) -> Members
         # The user's other devices drop this conversation's notification and badge.
         transaction.on_commit(
             partial(
-                push_services.conversation_read,
-                user_id=user_id,
-                conversation_id=conversation_id,
-                last_read_id=message_id,
+                hooks.publish,
+                hooks.ConversationRead(
+                    user_id=user_id, conversation_id=conversation_id, last_read_id=message_id
+                ),
             )
         )
     return membership

@@ -1,0 +1,127 @@
+"""Sending push batches: one task per provider batch, retries with backoff, dead
+registrations removed, deliveries marked sent (so a redelivered task never repeats one)."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+
+from . import providers
+from .models import PushDelivery, PushRegistration
+from .registrations import usable_registrations
+from .runner import enqueue
+
+# The logger operators filter on (docs/operations.md) stays the one from before the split.
+logger = logging.getLogger("notifications.services")
+
+
+def send_in_batches(items: Sequence[tuple[PushRegistration, int | None, dict[str, Any]]]) -> None:
+    from . import tasks
+
+    by_kind: dict[str, list[list[Any]]] = defaultdict(list)
+    for registration, delivery_id, payload in items:
+        by_kind[registration.kind].append([registration.pk, delivery_id, payload])
+    for kind, batch_items in by_kind.items():
+        size = providers.batch_size(kind)
+        for start in range(0, len(batch_items), size):
+            enqueue(tasks.push_send, [kind, batch_items[start : start + size], 1])
+
+
+def retry_delay(attempt: int, retry_after: float | None) -> float:
+    """Exponential backoff with jitter; the push service's Retry-After wins when longer."""
+    backoff = settings.PUSH_RETRY_BASE_SECONDS * (2 ** (attempt - 1))
+    backoff *= 1 + secrets.randbelow(250) / 1000  # up to +25%: retries do not stampede
+    delay = max(backoff, retry_after or 0.0)
+    return float(min(delay, max(settings.PUSH_RETRY_MAX_SECONDS, retry_after or 0.0)))
+
+
+def send_batch(*, kind: str, items: Sequence[Sequence[Any]], attempt: int) -> dict[str, int]:
+    """Send one provider batch: ``items`` are ``[registration id, delivery id or None,
+    payload]``. Marks deliveries sent, removes dead registrations, and queues the
+    retryable rest again with a countdown. Returns counts per outcome."""
+    registrations = {
+        r.pk: r for r in usable_registrations().filter(pk__in={int(i[0]) for i in items}, kind=kind)
+    }
+    delivery_ids = {int(i[1]) for i in items if i[1] is not None}
+    already_sent = set(
+        PushDelivery.objects.filter(pk__in=delivery_ids, sent_at__isnull=False).values_list(
+            "pk", flat=True
+        )
+    )
+    todo = [
+        (registrations[int(i[0])], i[1], i[2])
+        for i in items
+        if int(i[0]) in registrations and i[1] not in already_sent
+    ]
+    counts = {outcome.value: 0 for outcome in providers.Outcome}
+    if not todo:
+        return counts
+    results = providers.send(kind, [(registration, payload) for registration, _, payload in todo])
+    for result in results:
+        counts[result.outcome.value] += 1
+    _apply_results(kind, todo, results, attempt=attempt)
+    return counts
+
+
+def _apply_results(
+    kind: str,
+    todo: Sequence[tuple[PushRegistration, int | None, dict[str, Any]]],
+    results: Sequence[providers.Result],
+    *,
+    attempt: int,
+) -> None:
+    sent: list[int] = []
+    gone = Q(pk__in=[])
+    retry: list[list[Any]] = []
+    retry_after: float | None = None
+    for (registration, delivery_id, payload), result in zip(todo, results, strict=True):
+        if result.outcome is providers.Outcome.SENT and delivery_id is not None:
+            sent.append(delivery_id)
+        elif result.outcome is providers.Outcome.GONE:
+            # Only if the address is still the one that failed: the device may have
+            # registered a new one meanwhile.
+            gone |= Q(pk=registration.pk, address_hash=registration.address_hash)
+            logger.info("push: registration %s is gone (%s)", registration.pk, result.detail)
+        elif result.outcome is providers.Outcome.UNREACHABLE and attempt > 1:
+            logger.warning(
+                "push: registration %s unreachable, dropped: %s", registration.pk, result.detail
+            )
+        elif result.outcome in (providers.Outcome.RETRY, providers.Outcome.UNREACHABLE):
+            retry.append([registration.pk, delivery_id, payload])
+            if result.retry_after is not None:
+                retry_after = max(retry_after or 0.0, result.retry_after)
+        elif result.outcome is providers.Outcome.FAILED:
+            logger.warning(
+                "push: %s push to registration %s refused: %s",
+                kind,
+                registration.pk,
+                result.detail,
+            )
+    if sent:
+        PushDelivery.objects.filter(pk__in=sent).update(sent_at=timezone.now())
+    PushRegistration.objects.filter(gone).delete()
+    if not retry:
+        return
+    if attempt >= settings.PUSH_MAX_ATTEMPTS:
+        logger.warning("push: %d %s pushes dropped after %d attempts", len(retry), kind, attempt)
+        return
+    from . import tasks
+
+    delay = retry_delay(attempt, retry_after)
+    logger.info("push: %d %s pushes retried in %.1f s", len(retry), kind, delay)
+    enqueue(tasks.push_send, [kind, retry, attempt + 1], countdown=delay)
+
+
+def prune_deliveries() -> int:
+    """Forget delivery claims old enough that no retry can still be running for them."""
+    cutoff = timezone.now() - timedelta(hours=settings.PUSH_DELIVERY_RETENTION_HOURS)
+    deleted, _ = PushDelivery.objects.filter(created_at__lt=cutoff).delete()
+    return deleted
