@@ -7,9 +7,9 @@ no back-pressure signal, but the server we run makes ``send`` wait while the pee
 not read (uvicorn's ``websockets-sansio``, ``wsproto`` and ``websockets`` implementations
 wait for the transport to drain, through asyncio's public ``pause_writing`` /
 ``resume_writing`` flow control), so the frames that cannot be written wait here, where
-they are counted. Past
-``WS_SEND_QUEUE_MAX_BYTES`` or ``WS_SEND_QUEUE_MAX_FRAMES`` the queue refuses more and its
-owner closes the connection (4009); the events are in the device's sync queue.
+they are counted. Past ``WS_SEND_QUEUE_MAX_BYTES`` or ``WS_SEND_QUEUE_MAX_FRAMES`` the
+queue refuses more and its owner closes the connection (4009); the events are in the
+device's sync queue.
 """
 
 from __future__ import annotations
