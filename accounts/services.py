@@ -2,7 +2,8 @@
 device revocation, deactivation, profile, contacts and user search.
 
 Views, the admin and the WebSocket layer call these; none of them write accounts state
-themselves. Revoking a device also closes its live connections (see chat.realtime).
+themselves. Revoking a device also closes its live connections: chat subscribes to the
+post-commit hook this publishes (accounts.hooks).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from django.utils import timezone
 from chatproject.errors import Conflict, NotFound, ServiceError
 from chatproject.text import name_problem
 
-from . import usernames
+from . import hooks, usernames
 from .models import USERNAME_CONFLICT_MESSAGES, Contact, Device, Platform, User, UsernameConflict
 from .tokens import hash_token, new_token
 
@@ -103,18 +104,12 @@ def issue_device_token(user: User, *, device_name: str, platform: str) -> Issued
 
 def revoke_device(device: Device) -> None:
     """Revoke one device's token at once: requests with it get 401 and its sockets close."""
-    from chat import realtime
-
     if device.revoked_at is None:
         device.revoked_at = timezone.now()
         Device.objects.filter(pk=device.pk, revoked_at__isnull=True).update(
             revoked_at=device.revoked_at
         )
-    # Bind the ids now: a deletion in the same transaction clears ``device.pk``.
-    user_id, device_ids = device.user_id, [device.pk]
-    transaction.on_commit(
-        lambda: realtime.disconnect_devices(user_id=user_id, device_ids=device_ids)
-    )
+    hooks.publish_devices_revoked_on_commit(user_id=device.user_id, device_ids=[device.pk])
 
 
 def revoke_user_device(user: User, device_id: int) -> None:
@@ -125,16 +120,13 @@ def revoke_user_device(user: User, device_id: int) -> None:
 
 
 def revoke_all_devices(user: User, *, except_device_id: int | None = None) -> list[int]:
-    from chat import realtime
-
     active = Device.objects.filter(user=user, revoked_at__isnull=True)
     if except_device_id is not None:
         active = active.exclude(pk=except_device_id)
     ids = list(active.values_list("pk", flat=True))
     if ids:
         Device.objects.filter(pk__in=ids).update(revoked_at=timezone.now())
-        user_id = user.pk  # bound now: a deletion in the same transaction clears user.pk
-        transaction.on_commit(lambda: realtime.disconnect_devices(user_id=user_id, device_ids=ids))
+        hooks.publish_devices_revoked_on_commit(user_id=user.pk, device_ids=ids)
     return ids
 
 
