@@ -20,8 +20,6 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
-from chat import realtime  # noqa: F401  DELIBERATELY WRONG: accounts is below chat (CI must fail)
-
 logger = logging.getLogger(__name__)
 
 
