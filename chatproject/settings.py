@@ -172,6 +172,15 @@ CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 4
+# Periodic tasks: run by ``celery -A chatproject beat`` in production (docs/operations.md);
+# embedded, by a timer thread in the server process (notifications/runner.py).
+PUSH_PRUNE_INTERVAL_SECONDS = env.float("PUSH_PRUNE_INTERVAL_SECONDS", default=3600.0)
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
+    "prune-push-deliveries": {
+        "task": "notifications.prune_deliveries",
+        "schedule": PUSH_PRUNE_INTERVAL_SECONDS,
+    },
+}
 
 # --- Auth -------------------------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"

@@ -20,6 +20,7 @@ from . import payloads
 from .models import NotificationSettings, PushDelivery, PushRegistration
 from .registrations import usable_registrations
 from .sending import send_in_batches
+from .task_payloads import NewMessagePush
 
 # An unacknowledged device is pushed for at most this many conversations at once.
 UNACKED_CONVERSATIONS_LIMIT = 20
@@ -46,20 +47,20 @@ def push_new_message(
     return _push_messages(registrations, [message], claim=claim)
 
 
-def push_new_messages(*, batch: Sequence[Sequence[Any]], claim: str) -> int:
-    """``push_new_message`` for ``[message_id, conversation_id, user_ids]`` items: one query
-    finds out whether any recipient has a registration at all (most batches stop there)."""
-    wanted = {user_id for _, _, user_ids in batch for user_id in user_ids}
+def push_new_messages(*, messages: Sequence[NewMessagePush], claim: str) -> int:
+    """``push_new_message`` for each of ``messages``: one query finds out whether any
+    recipient has a registration at all (most batches stop there)."""
+    wanted = {user_id for push in messages for user_id in push.user_ids}
     registrations = list(usable_registrations().filter(user_id__in=wanted))
     if not registrations:
         return 0
-    found = get_message_store().get_messages(message_id for message_id, _, _ in batch)
+    found = get_message_store().get_messages(push.message_id for push in messages)
     pushed = 0
-    for message_id, conversation_id, user_ids in batch:
-        message = found.get(message_id)
-        if message is None or message.is_deleted or message.conversation_id != conversation_id:
+    for push in messages:
+        message = found.get(push.message_id)
+        if message is None or message.is_deleted or message.conversation_id != push.conversation_id:
             continue
-        recipients = set(user_ids)
+        recipients = set(push.user_ids)
         mine = [r for r in registrations if r.user_id in recipients]
         if mine:
             pushed += _push_messages(mine, [message], claim=claim)
@@ -95,14 +96,41 @@ def _push_messages(
     registrations: Sequence[PushRegistration], messages: Sequence[StoredMessage], *, claim: str
 ) -> int:
     user_ids = {r.user_id for r in registrations}
-    conversation_ids = {m.conversation_id for m in messages}
+    memberships, preferences = _recipient_settings(user_ids, messages)
+    candidates = _candidates(registrations, messages, memberships, preferences)
+    if not candidates:
+        return 0
+    deliveries = _claim(candidates, claim=claim)
+    if not deliveries:
+        return 0
+    items = _message_pushes(candidates, deliveries, messages, preferences, user_ids)
+    send_in_batches(items)
+    return len(items)
+
+
+def _recipient_settings(
+    user_ids: set[int], messages: Sequence[StoredMessage]
+) -> tuple[dict[tuple[int, int], Membership], dict[int, NotificationSettings]]:
+    """Each recipient's membership of each message's conversation (mute, read position),
+    and their notification settings: two queries."""
     memberships = {
         (m.user_id, m.conversation_id): m
         for m in Membership.objects.filter(
-            user_id__in=user_ids, conversation_id__in=conversation_ids
+            user_id__in=user_ids, conversation_id__in={m.conversation_id for m in messages}
         ).only("user_id", "conversation_id", "muted", "last_read_id")
     }
     preferences = {s.user_id: s for s in NotificationSettings.objects.filter(user_id__in=user_ids)}
+    return memberships, preferences
+
+
+def _candidates(
+    registrations: Sequence[PushRegistration],
+    messages: Sequence[StoredMessage],
+    memberships: dict[tuple[int, int], Membership],
+    preferences: dict[int, NotificationSettings],
+) -> list[_Candidate]:
+    """The (registration, message) pairs worth a push: not muted, not do-not-disturb, not
+    one's own message, not read elsewhere already."""
     candidates: list[_Candidate] = []
     for registration in registrations:
         preference = preferences.get(registration.user_id)
@@ -118,13 +146,23 @@ def _push_messages(
             ):
                 continue
             candidates.append(_Candidate(registration, message))
-    if not candidates:
-        return 0
-    deliveries = _claim(candidates, claim=claim)
-    if not deliveries:
-        return 0
+    return candidates
+
+
+def _message_pushes(
+    candidates: Sequence[_Candidate],
+    deliveries: dict[tuple[int, int], int],
+    messages: Sequence[StoredMessage],
+    preferences: dict[int, NotificationSettings],
+    user_ids: set[int],
+) -> list[tuple[PushRegistration, int | None, dict[str, Any]]]:
+    """The payload of each claimed candidate (conversation, sender name, preview, badge):
+    three queries whatever the number of pushes."""
     conversations = {
-        c.pk: c for c in Conversation.objects.filter(pk__in=conversation_ids).only("kind", "name")
+        c.pk: c
+        for c in Conversation.objects.filter(pk__in={m.conversation_id for m in messages}).only(
+            "kind", "name"
+        )
     }
     senders = {
         u.pk: u.name
@@ -155,8 +193,7 @@ def _push_messages(
             badge=badges.get(candidate.registration.user_id, 0),
         )
         items.append((candidate.registration, delivery_id, dict(payload)))
-    send_in_batches(items)
-    return len(items)
+    return items
 
 
 def _claim(candidates: Sequence[_Candidate], *, claim: str) -> dict[tuple[int, int], int]:

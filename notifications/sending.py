@@ -18,21 +18,20 @@ from . import providers
 from .models import PushDelivery, PushRegistration
 from .registrations import usable_registrations
 from .runner import enqueue
+from .task_payloads import SendBatch, SendItem
 
 # The logger operators filter on (docs/operations.md) stays the one from before the split.
 logger = logging.getLogger("notifications.services")
 
 
 def send_in_batches(items: Sequence[tuple[PushRegistration, int | None, dict[str, Any]]]) -> None:
-    from . import tasks
-
-    by_kind: dict[str, list[list[Any]]] = defaultdict(list)
+    by_kind: dict[str, list[SendItem]] = defaultdict(list)
     for registration, delivery_id, payload in items:
-        by_kind[registration.kind].append([registration.pk, delivery_id, payload])
+        by_kind[registration.kind].append(SendItem(registration.pk, delivery_id, payload))
     for kind, batch_items in by_kind.items():
         size = providers.batch_size(kind)
         for start in range(0, len(batch_items), size):
-            enqueue(tasks.push_send, [kind, batch_items[start : start + size], 1])
+            enqueue(SendBatch(kind, tuple(batch_items[start : start + size]), attempt=1))
 
 
 def retry_delay(attempt: int, retry_after: float | None) -> float:
@@ -43,23 +42,24 @@ def retry_delay(attempt: int, retry_after: float | None) -> float:
     return float(min(delay, max(settings.PUSH_RETRY_MAX_SECONDS, retry_after or 0.0)))
 
 
-def send_batch(*, kind: str, items: Sequence[Sequence[Any]], attempt: int) -> dict[str, int]:
-    """Send one provider batch: ``items`` are ``[registration id, delivery id or None,
-    payload]``. Marks deliveries sent, removes dead registrations, and queues the
-    retryable rest again with a countdown. Returns counts per outcome."""
+def send_batch(batch: SendBatch) -> dict[str, int]:
+    """Send one provider batch. Marks deliveries sent, removes dead registrations, and
+    queues the retryable rest again with a countdown. Returns counts per outcome."""
+    kind, items = batch.kind, batch.items
     registrations = {
-        r.pk: r for r in usable_registrations().filter(pk__in={int(i[0]) for i in items}, kind=kind)
+        r.pk: r
+        for r in usable_registrations().filter(pk__in={i.registration_id for i in items}, kind=kind)
     }
-    delivery_ids = {int(i[1]) for i in items if i[1] is not None}
+    delivery_ids = {i.delivery_id for i in items if i.delivery_id is not None}
     already_sent = set(
         PushDelivery.objects.filter(pk__in=delivery_ids, sent_at__isnull=False).values_list(
             "pk", flat=True
         )
     )
     todo = [
-        (registrations[int(i[0])], i[1], i[2])
+        (registrations[i.registration_id], i.delivery_id, i.payload)
         for i in items
-        if int(i[0]) in registrations and i[1] not in already_sent
+        if i.registration_id in registrations and i.delivery_id not in already_sent
     ]
     counts = {outcome.value: 0 for outcome in providers.Outcome}
     if not todo:
@@ -67,7 +67,7 @@ def send_batch(*, kind: str, items: Sequence[Sequence[Any]], attempt: int) -> di
     results = providers.send(kind, [(registration, payload) for registration, _, payload in todo])
     for result in results:
         counts[result.outcome.value] += 1
-    _apply_results(kind, todo, results, attempt=attempt)
+    _apply_results(kind, todo, results, attempt=batch.attempt)
     return counts
 
 
@@ -80,7 +80,7 @@ def _apply_results(
 ) -> None:
     sent: list[int] = []
     gone = Q(pk__in=[])
-    retry: list[list[Any]] = []
+    retry: list[SendItem] = []
     retry_after: float | None = None
     for (registration, delivery_id, payload), result in zip(todo, results, strict=True):
         if result.outcome is providers.Outcome.SENT and delivery_id is not None:
@@ -95,7 +95,7 @@ def _apply_results(
                 "push: registration %s unreachable, dropped: %s", registration.pk, result.detail
             )
         elif result.outcome in (providers.Outcome.RETRY, providers.Outcome.UNREACHABLE):
-            retry.append([registration.pk, delivery_id, payload])
+            retry.append(SendItem(registration.pk, delivery_id, payload))
             if result.retry_after is not None:
                 retry_after = max(retry_after or 0.0, result.retry_after)
         elif result.outcome is providers.Outcome.FAILED:
@@ -113,15 +113,14 @@ def _apply_results(
     if attempt >= settings.PUSH_MAX_ATTEMPTS:
         logger.warning("push: %d %s pushes dropped after %d attempts", len(retry), kind, attempt)
         return
-    from . import tasks
-
     delay = retry_delay(attempt, retry_after)
     logger.info("push: %d %s pushes retried in %.1f s", len(retry), kind, delay)
-    enqueue(tasks.push_send, [kind, retry, attempt + 1], countdown=delay)
+    enqueue(SendBatch(kind, tuple(retry), attempt=attempt + 1), countdown=delay)
 
 
 def prune_deliveries() -> int:
-    """Forget delivery claims old enough that no retry can still be running for them."""
+    """Forget delivery claims old enough that no retry can still be running for them (a
+    periodic task: ``CELERY_BEAT_SCHEDULE``)."""
     cutoff = timezone.now() - timedelta(hours=settings.PUSH_DELIVERY_RETENTION_HOURS)
     deleted, _ = PushDelivery.objects.filter(created_at__lt=cutoff).delete()
     return deleted

@@ -12,18 +12,19 @@ cheap on the caller's side (at most one task enqueued, never a query):
 The tasks then apply mute, do-not-disturb and the preview setting, claim each
 (registration, message) pair once (``PushDelivery``), and send one task per provider batch.
 The jobs live in their own modules: :mod:`.runner` (running tasks), :mod:`.decision` (who is
-pushed), :mod:`.sending` (batches and retries), :mod:`.registrations` (REST).
+pushed), :mod:`.sending` (batches and retries), :mod:`.registrations` (REST); the tasks'
+arguments are typed in :mod:`.task_payloads`.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
 
 from chat.store.base import StoredMessage
 
 from .runner import enqueue, wait_for_idle
+from .task_payloads import NewMessagePush, NewMessagesPush, ReadPush, TaskPayload, UnackedPush
 
 __all__ = ["conversation_read", "device_unacked", "enqueue", "messages_stored", "wait_for_idle"]
 
@@ -42,29 +43,27 @@ def messages_stored(
     for message, seqs, offline_user_ids in stored:
         recipients = sorted(u for u in offline_user_ids if u != message.sender_id and u in seqs)
         if recipients:
-            batch.append([message.id, message.conversation_id, recipients])
+            batch.append(NewMessagePush(message.id, message.conversation_id, tuple(recipients)))
     if len(batch) == 1:
-        _enqueue_safely("push_new_message", batch[0])
+        _enqueue_safely(batch[0])
     elif batch:
-        _enqueue_safely("push_new_messages", [batch])
+        _enqueue_safely(NewMessagesPush(tuple(batch)))
 
 
 def device_unacked(*, user_id: int, device_id: int, acked_seq: int, delivered_seq: int) -> None:
     """A connected device has not acknowledged up to ``delivered_seq`` in time."""
-    _enqueue_safely("push_unacked", [user_id, device_id, acked_seq, delivered_seq])
+    _enqueue_safely(UnackedPush(user_id, device_id, acked_seq, delivered_seq))
 
 
 def conversation_read(*, user_id: int, conversation_id: int, last_read_id: int) -> None:
     """The user's read position moved: clear that conversation's notification elsewhere."""
-    _enqueue_safely("push_conversation_read", [user_id, conversation_id, last_read_id])
+    _enqueue_safely(ReadPush(user_id, conversation_id, last_read_id))
 
 
-def _enqueue_safely(task_name: str, args: list[Any]) -> None:
+def _enqueue_safely(job: TaskPayload) -> None:
     # Pushes are best effort next to the message itself: a broker outage must not turn a
     # committed send into an error for the sender.
-    from . import tasks
-
     try:
-        enqueue(getattr(tasks, task_name), args)
+        enqueue(job)
     except Exception:
-        logger.exception("push: could not enqueue %s", task_name)
+        logger.exception("push: could not enqueue %s", job.task_name)

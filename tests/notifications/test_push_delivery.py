@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from notifications import services as push_service
-from notifications import tasks
+from notifications.task_payloads import NewMessagePush
 
 from .conftest import Phone, settle
 from .receivers import PushServices, Received
@@ -289,9 +289,9 @@ def test_one_message_is_never_pushed_twice_to_a_device(
 
     # The same decision again, as a redelivered or duplicated task would make it, and the
     # unacknowledged-device path for the same message: nothing new may reach the devices.
-    args = [message_id, conversation_id, [bob_web.user.pk]]
-    push_service.enqueue(tasks.push_new_message, args)
-    push_service.enqueue(tasks.push_new_message, args)
+    again = NewMessagePush(message_id, conversation_id, (bob_web.user.pk,))
+    push_service.enqueue(again)
+    push_service.enqueue(again)
     push_service.device_unacked(
         user_id=bob_web.user.pk, device_id=bob_phone.device_id, acked_seq=0, delivered_seq=10
     )
