@@ -12,10 +12,20 @@ deploy never drops queued pushes.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Protocol
 
 JSON = dict[str, Any]
+
+
+class _FlatPayload:
+    """A payload of plain fields (ints): its task's kwargs are its fields."""
+
+    __slots__ = ()
+
+    def to_json(self) -> JSON:
+        payload: Any = self  # every subclass is a dataclass
+        return {field.name: getattr(payload, field.name) for field in fields(payload)}
 
 
 def _fields(data: JSON | Sequence[Any], names: tuple[str, ...]) -> JSON:
@@ -75,8 +85,12 @@ class NewMessagesPush:
 
 
 @dataclass(frozen=True, slots=True)
-class UnackedPush:
-    """A connected device did not acknowledge up to ``delivered_seq`` in time."""
+class UnackedPush(_FlatPayload):
+    """A connected device did not acknowledge up to ``delivered_seq`` in time.
+
+    ``acked_seq`` is the device's last acknowledged sync seq: the messages pushed are
+    those after it, up to ``delivered_seq``, the newest one per conversation.
+    """
 
     task_name: ClassVar[str] = "notifications.push_unacked"
     user_id: int
@@ -84,30 +98,15 @@ class UnackedPush:
     acked_seq: int
     delivered_seq: int
 
-    def to_json(self) -> JSON:
-        return {
-            "user_id": self.user_id,
-            "device_id": self.device_id,
-            "acked_seq": self.acked_seq,
-            "delivered_seq": self.delivered_seq,
-        }
-
 
 @dataclass(frozen=True, slots=True)
-class ReadPush:
+class ReadPush(_FlatPayload):
     """The user read a conversation up to ``last_read_id``: clear its notification."""
 
     task_name: ClassVar[str] = "notifications.push_conversation_read"
     user_id: int
     conversation_id: int
     last_read_id: int
-
-    def to_json(self) -> JSON:
-        return {
-            "user_id": self.user_id,
-            "conversation_id": self.conversation_id,
-            "last_read_id": self.last_read_id,
-        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,10 +162,7 @@ class SendBatch:
 
 
 @dataclass(frozen=True, slots=True)
-class PruneDeliveries:
+class PruneDeliveries(_FlatPayload):
     """Forget delivery claims older than ``PUSH_DELIVERY_RETENTION_HOURS`` (periodic)."""
 
     task_name: ClassVar[str] = "notifications.prune_deliveries"
-
-    def to_json(self) -> JSON:
-        return {}
