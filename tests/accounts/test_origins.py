@@ -8,14 +8,12 @@ from typing import Any
 
 import pytest
 from channels.db import database_sync_to_async as adb
-from channels.testing import WebsocketCommunicator
-from django.conf import settings as django_settings
 from rest_framework.test import APIClient
 
 from accounts.origins import origin_allowed
-from chatproject.asgi import application
 from tests.conftest import PASSWORD
 
+from .browser import browser_logged_in, first_ws_frame, session_cookie_header
 from .helpers import MakeUser, assert_error
 
 
@@ -55,39 +53,18 @@ def test_a_trusted_origin_counts_whatever_the_host(settings: Any) -> None:
     assert not origin_allowed("http://chat.example.org", scheme="http", host=None)
 
 
-async def _first_frame(headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
-    socket = WebsocketCommunicator(application, "/ws/", headers=headers)
-    connected, _ = await socket.connect()
-    assert connected
-    frame: dict[str, Any] = await socket.receive_json_from()
-    await socket.disconnect()
-    return frame
-
-
-def _session_cookie() -> bytes:
-    browser = APIClient()
-    response = browser.post(
-        "/api/v1/auth/login",
-        {"username": "alice", "password": PASSWORD, "session": True},
-        HTTP_ORIGIN="http://testserver",
-    )
-    assert response.status_code == 200
-    value = browser.cookies[django_settings.SESSION_COOKIE_NAME].value
-    return f"{django_settings.SESSION_COOKIE_NAME}={value}".encode()
-
-
 @pytest.mark.django_db(transaction=True)
 async def test_websocket_to_an_ipv6_address_accepts_its_own_origin_only(
     make_user: MakeUser,
 ) -> None:
     await adb(make_user)("alice")
-    cookie = (b"cookie", await adb(_session_cookie)())
+    cookie = session_cookie_header(await adb(browser_logged_in)())
     host = (b"host", b"[::1]:8000")
 
-    accepted = await _first_frame([host, (b"origin", b"http://[::1]:8000"), cookie])
+    accepted = await first_ws_frame([host, (b"origin", b"http://[::1]:8000"), cookie])
     assert accepted["type"] == "hello", accepted
     for other in (b"http://[::1]:9999", b"http://[::1]", b"https://[::1]:8000", b"http://[::1"):
-        refused = await _first_frame([host, (b"origin", other), cookie])
+        refused = await first_ws_frame([host, (b"origin", other), cookie])
         assert (refused["type"], refused["code"]) == ("error", "origin_not_allowed"), other
 
 
@@ -97,9 +74,10 @@ def test_a_malformed_origin_or_referer_is_refused_not_an_error(
     make_user: MakeUser, header: str
 ) -> None:
     make_user("alice")
+    malformed: dict[str, Any] = {header: "http://[::1/page"}
     response = APIClient().post(
         "/api/v1/auth/login",
         {"username": "alice", "password": PASSWORD, "session": True},
-        **{header: "http://[::1/page"},
+        **malformed,
     )
     assert_error(response, 403, "forbidden")

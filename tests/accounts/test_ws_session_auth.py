@@ -9,13 +9,9 @@ from typing import Any
 
 import pytest
 from channels.db import database_sync_to_async as adb
-from channels.testing import WebsocketCommunicator
-from django.conf import settings as django_settings
 from rest_framework.test import APIClient
 
-from chatproject.asgi import application
-from tests.conftest import PASSWORD
-
+from .browser import browser_logged_in, first_ws_frame, session_cookie_header
 from .helpers import MakeUser
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -24,33 +20,14 @@ OLD_KEY = "old-secret-key-" + "o" * 40
 NEW_KEY = "new-secret-key-" + "n" * 40
 
 
-def _browser_logged_in() -> APIClient:
-    browser = APIClient()
-    response = browser.post(
-        "/api/v1/auth/login",
-        {"username": "alice", "password": PASSWORD, "session": True},
-        HTTP_ORIGIN="http://testserver",
-    )
-    assert response.status_code == 200
-    return browser
-
-
 async def _first_frame(browser: APIClient) -> dict[str, Any]:
-    cookie = browser.cookies[django_settings.SESSION_COOKIE_NAME].value
-    socket = WebsocketCommunicator(
-        application,
-        "/ws/",
-        headers=[
+    return await first_ws_frame(
+        [
             (b"host", b"localhost:8000"),
             (b"origin", b"http://localhost:8000"),
-            (b"cookie", f"{django_settings.SESSION_COOKIE_NAME}={cookie}".encode()),
-        ],
+            session_cookie_header(browser),
+        ]
     )
-    connected, _ = await socket.connect()
-    assert connected
-    frame: dict[str, Any] = await socket.receive_json_from()
-    await socket.disconnect()
-    return frame
 
 
 async def test_a_session_signed_under_a_fallback_key_still_opens_a_websocket(
@@ -58,7 +35,7 @@ async def test_a_session_signed_under_a_fallback_key_still_opens_a_websocket(
 ) -> None:
     settings.SECRET_KEY = OLD_KEY
     await adb(make_user)("alice")
-    browser = await adb(_browser_logged_in)()
+    browser = await adb(browser_logged_in)()
 
     settings.SECRET_KEY, settings.SECRET_KEY_FALLBACKS = NEW_KEY, [OLD_KEY]
 
@@ -73,7 +50,7 @@ async def test_a_session_signed_under_a_fallback_key_still_opens_a_websocket(
 async def test_a_session_of_a_dropped_key_is_refused(make_user: MakeUser, settings: Any) -> None:
     settings.SECRET_KEY = OLD_KEY
     await adb(make_user)("alice")
-    browser = await adb(_browser_logged_in)()
+    browser = await adb(browser_logged_in)()
 
     settings.SECRET_KEY, settings.SECRET_KEY_FALLBACKS = NEW_KEY, []
 
@@ -86,7 +63,7 @@ async def test_a_session_from_before_a_password_change_is_refused(
 ) -> None:
     settings.SECRET_KEY = OLD_KEY
     alice = await adb(make_user)("alice")
-    browser = await adb(_browser_logged_in)()
+    browser = await adb(browser_logged_in)()
     assert (await _first_frame(browser))["type"] == "hello"
 
     alice.set_password("a-new-long-passphrase-37")
