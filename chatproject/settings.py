@@ -43,6 +43,9 @@ def _persistent_secret(name: str, env_var: str) -> str:
 
 
 SECRET_KEY = _persistent_secret("secret_key", "SECRET_KEY")
+# Earlier keys, still accepted for sessions and signatures after a rotation (REST and
+# WebSocket alike); drop one once its sessions should end.
+SECRET_KEY_FALLBACKS: list[str] = env.list("SECRET_KEY_FALLBACKS", default=[])
 DEBUG = env.bool("DEBUG", default=False)
 ALLOWED_HOSTS: list[str] = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS: list[str] = env.list("CSRF_TRUSTED_ORIGINS", default=[])
