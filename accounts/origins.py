@@ -14,7 +14,7 @@ middleware uses :func:`origin_allowed` against cross-site WebSocket hijacking.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from django.conf import settings
 from django.http.request import split_domain_port, validate_host
@@ -50,8 +50,8 @@ def origin_allowed(origin: str, *, scheme: str, host: str | None) -> bool:
     """``origin`` (an ``Origin`` header, or a Referer's scheme://host[:port]) is ours, for
     a request made over ``scheme`` ("http"/"https") to ``host`` (the Host header)."""
     origin = origin.strip().lower()
-    parts = urlsplit(origin)
-    if origin == "null" or not parts.scheme or not parts.netloc:
+    parts = _split(origin)
+    if parts is None or origin == "null" or not parts.scheme or not parts.netloc:
         return False
     if host:
         domain, _port = split_domain_port(host.lower())
@@ -60,9 +60,16 @@ def origin_allowed(origin: str, *, scheme: str, host: str | None) -> bool:
     return _trusted(origin, parts.scheme, parts.netloc)
 
 
+def _split(url: str) -> SplitResult | None:
+    try:
+        return urlsplit(url)
+    except ValueError:  # an unbalanced IPv6 bracket: no origin of ours
+        return None
+
+
 def _origin_of(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else "null"
+    parts = _split(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts and parts.scheme and parts.netloc else "null"
 
 
 class NotCrossSite(BasePermission):

@@ -14,23 +14,22 @@ the per-delivery CPU on the fan-out path, and the session is never written from 
 
 from __future__ import annotations
 
-from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import parse_qs
 
 from django.conf import settings
-from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
-from django.contrib.sessions.backends.base import SessionBase
-from django.utils.crypto import constant_time_compare
+from django.contrib.auth import get_user
+from django.http import HttpRequest
+from django.http.cookie import parse_cookie
 from django.utils.module_loading import import_string
 
 from chatproject.coalesce import PerLoop
 from chatproject.db_threads import in_db_thread
 
-from .authentication import SESSION_DEVICE_KEY
+from .authentication import session_device
 from .models import Device, User
 from .origins import origin_allowed
-from .tokens import devices_for_tokens, touch
+from .tokens import devices_for_tokens
 
 Scope = dict[str, Any]
 
@@ -39,19 +38,45 @@ def _headers(scope: Scope) -> dict[bytes, bytes]:
     return {name.lower(): value for name, value in scope.get("headers", [])}
 
 
-def _origin_allowed(scope: Scope, headers: dict[bytes, bytes], origin: bytes) -> bool:
-    secure = scope.get("scheme") == "wss"
-    proxy_header = settings.SECURE_PROXY_SSL_HEADER
-    if proxy_header is not None:
-        # The same trust as Django's request.is_secure() behind a TLS proxy.
-        name, value = proxy_header
-        forwarded = headers.get(name.removeprefix("HTTP_").replace("_", "-").lower().encode())
-        secure = forwarded is not None and forwarded.decode("latin-1").split(",")[0] == value
-    host = headers.get(b"host")
+class _Handshake(HttpRequest):
+    """The WebSocket handshake as the HTTP request it is, so that Django's own code reads
+    it as it reads every REST request: its scheme (``SECURE_PROXY_SSL_HEADER`` included),
+    its cookies and its session's user."""
+
+    def __init__(self, scope: Scope, headers: dict[bytes, bytes]) -> None:
+        super().__init__()
+        self._socket_scheme = "https" if scope.get("scheme") == "wss" else "http"
+        # The CGI names Django's ASGI handler gives HTTP headers.
+        self.META = {
+            "HTTP_" + name.decode("latin-1").upper().replace("-", "_"): value.decode("latin-1")
+            for name, value in headers.items()
+        }
+        self.COOKIES = parse_cookie(self.META.get("HTTP_COOKIE", ""))
+
+    def _get_scheme(self) -> str:
+        return self._socket_scheme
+
+
+class _UnsavedSession(dict[str, Any]):
+    """A session's data as ``get_user`` may change it, without writing it back.
+
+    After a ``SECRET_KEY`` rotation ``get_user`` accepts a session signed under one of
+    ``SECRET_KEY_FALLBACKS`` and rotates its key; a handshake cannot send the browser the
+    new cookie, so the stored session is left as it is for the next HTTP request (whose
+    answer can) to rotate. A refused session is left for that request to end as well.
+    """
+
+    def cycle_key(self) -> None:
+        pass
+
+    def flush(self) -> None:
+        self.clear()
+
+
+def _origin_allowed(request: _Handshake, origin: bytes) -> bool:
+    scheme = "https" if request.is_secure() else "http"
     return origin_allowed(
-        origin.decode("latin-1"),
-        scheme="https" if secure else "http",
-        host=host.decode("latin-1") if host is not None else None,
+        origin.decode("latin-1"), scheme=scheme, host=request.META.get("HTTP_HOST")
     )
 
 
@@ -64,37 +89,28 @@ def _token_from(scope: Scope, headers: dict[bytes, bytes]) -> str | None:
     return tokens[0] if tokens else None
 
 
-def _device_for_session(session_key: str) -> Device | None:
+def _device_for_session(request: _Handshake, session_key: str) -> Device | None:
+    """The usable device of the session's user, verified as Django verifies every session
+    (the password hash under ``SECRET_KEY`` or one of its fallbacks: a password change
+    ends the session, a key rotation does not)."""
     engine = import_string(settings.SESSION_ENGINE)
-    session: SessionBase = engine.SessionStore(session_key)
-    user_id = session.get(SESSION_KEY)
-    device_id = session.get(SESSION_DEVICE_KEY)
-    if user_id is None or device_id is None or session.get(BACKEND_SESSION_KEY) is None:
+    request.session = _UnsavedSession(engine.SessionStore(session_key).load())  # type: ignore[assignment]
+    user = get_user(request)
+    if not user.is_authenticated:
         return None
-    device = Device.objects.select_related("user").filter(pk=device_id, user_id=user_id).first()
-    if device is None or not device.is_usable:
-        return None
-    # The session hash ties the session to the password: a password change ends it.
-    if not constant_time_compare(
-        session.get(HASH_SESSION_KEY, ""), device.user.get_session_auth_hash()
-    ):
-        return None
-    touch(device)
-    return device
+    return session_device(request, user)
 
 
 Auth = tuple[User | None, Device | None, str | None]
 
 
-def _authenticate_session(headers: dict[bytes, bytes], origin: bytes | None) -> Auth:
-    cookie = SimpleCookie()
-    cookie.load(headers.get(b"cookie", b"").decode("latin-1"))
-    morsel = cookie.get(settings.SESSION_COOKIE_NAME)
-    if morsel is None:
+def _authenticate_session(request: _Handshake, origin: bytes | None) -> Auth:
+    session_key = request.COOKIES.get(settings.SESSION_COOKIE_NAME)
+    if session_key is None:
         return None, None, "not_authenticated"
     if origin is None:
         return None, None, "origin_required"
-    device = _device_for_session(morsel.value)
+    device = _device_for_session(request, session_key)
     if device is None:
         return None, None, "not_authenticated"
     return device.user, device, None
@@ -110,11 +126,14 @@ async def authenticate_scope(scope: Scope) -> Auth:
     """Return (user, device, refusal reason)."""
     headers = _headers(scope)
     origin = headers.get(b"origin")
-    if origin is not None and not _origin_allowed(scope, headers, origin):
+    # Apps send neither Origin nor cookies: their path builds no request.
+    handshake = _Handshake(scope, headers) if origin is not None else None
+    if handshake is not None and origin is not None and not _origin_allowed(handshake, origin):
         return None, None, "origin_not_allowed"
     token = _token_from(scope, headers)
     if token is None:
-        return await in_db_thread(_authenticate_session, headers, origin)
+        handshake = handshake or _Handshake(scope, headers)
+        return await in_db_thread(_authenticate_session, handshake, origin)
     device = await _device_for_token_coalesced(token)
     if device is None:
         return None, None, "invalid_token"

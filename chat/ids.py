@@ -41,12 +41,10 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from django.conf import settings
-from django.core.signals import setting_changed
-from django.dispatch import receiver
 
+from chatproject.backends import Backend
 from chatproject.redis_connections import connections
 
 logger = logging.getLogger(__name__)
@@ -152,6 +150,9 @@ class SnowflakeGenerator:
             self._last_worker_id = worker_id
             self._sequence = sequence
             return _compose(ms, worker_id, sequence)
+
+    def close(self) -> None:
+        """Release what the generator holds: nothing here (see ``ProcessGenerator``)."""
 
     def _next_millisecond(self) -> int:
         if self._last_ms <= self._lifted_ms:
@@ -294,34 +295,46 @@ class RedisWorkerLease:
 
 # --- the process-wide generator -----------------------------------------------------------
 
-_default_lock = threading.Lock()
-_default_generator: SnowflakeGenerator | None = None
-_default_lease: RedisWorkerLease | None = None
+
+class ProcessGenerator(SnowflakeGenerator):
+    """The default ``ID_GENERATOR_BACKEND``: the worker number is ``ID_WORKER_ID`` when that
+    is >= 0, else leased from Redis when ``REDIS_URL`` is set, else 0 (one process)."""
+
+    def __init__(self) -> None:
+        self.lease: RedisWorkerLease | None = None
+        configured: int = settings.ID_WORKER_ID
+        if configured >= 0:
+            super().__init__(configured)
+        elif settings.REDIS_URL:
+            lease = self.lease = RedisWorkerLease(settings.REDIS_URL)
+            lease.start_renewing()
+            super().__init__(lambda: lease.worker_id)
+        else:
+            super().__init__(0)
+
+    def close(self) -> None:
+        """Give back the leased number, if any."""
+        if self.lease is None:
+            return
+        try:
+            self.lease.release()
+        except Exception:  # Redis down at shutdown: the lease simply expires
+            logger.warning("Could not release the id worker lease", exc_info=True)
 
 
-def _create_default_generator() -> SnowflakeGenerator:
-    global _default_lease  # noqa: PLW0603 (the process-wide generator is the point)
-    configured: int = settings.ID_WORKER_ID
-    if configured >= 0:
-        return SnowflakeGenerator(configured)
-    if settings.REDIS_URL:
-        lease = RedisWorkerLease(settings.REDIS_URL)
-        lease.start_renewing()
-        _default_lease = lease
-        return SnowflakeGenerator(lambda: lease.worker_id)
-    return SnowflakeGenerator(0)
+# A forked child forgets its parent's generator (same ms + same number = same ids) and
+# leases its own; the parent's lease and renewal thread stay the parent's.
+_generator: Backend[SnowflakeGenerator] = Backend(
+    "ID_GENERATOR_BACKEND",
+    base=SnowflakeGenerator,
+    reset_on={"ID_WORKER_ID", "REDIS_URL"},
+    close=lambda generator: generator.close(),
+)
 
 
 def default_generator() -> SnowflakeGenerator:
-    """The process-wide generator, created on first use."""
-    global _default_generator  # noqa: PLW0603
-    generator = _default_generator
-    if generator is None:
-        with _default_lock:
-            if _default_generator is None:
-                _default_generator = _create_default_generator()
-            generator = _default_generator
-    return generator
+    """The process-wide generator (``ID_GENERATOR_BACKEND``), created on first use."""
+    return _generator.get()
 
 
 def next_id() -> int:
@@ -336,32 +349,7 @@ def next_id_after(floor: int) -> int:
 
 def reset_default_generator() -> None:
     """Drop the process-wide generator (and give back its lease); the next call makes a new one."""
-    global _default_generator, _default_lease
-    with _default_lock:
-        lease, _default_lease, _default_generator = _default_lease, None, None
-    if lease is not None:
-        try:
-            lease.release()
-        except Exception:  # Redis down at shutdown: the lease simply expires
-            logger.warning("Could not release the id worker lease", exc_info=True)
-
-
-def _forget_generator_in_child() -> None:
-    # A forked child must not share its parent's worker number (same ms + same number =
-    # same ids). It leases its own; the parent's lease and renewal thread stay the parent's.
-    global _default_generator, _default_lease, _default_lock  # noqa: PLW0603
-    _default_lock = threading.Lock()
-    _default_generator = None
-    _default_lease = None
-
-
-os.register_at_fork(after_in_child=_forget_generator_in_child)
-
-
-@receiver(setting_changed)
-def _reset_on_setting_change(*, setting: str, **kwargs: Any) -> None:
-    if setting in {"ID_WORKER_ID", "REDIS_URL"}:
-        reset_default_generator()
+    _generator.reset()
 
 
 # --- decoding -----------------------------------------------------------------------------

@@ -14,7 +14,8 @@
   for an owner that closes it itself (the id worker lease).
 
 Settings: ``REDIS_URL``; ``REDIS_SOCKET_CONNECT_TIMEOUT`` and ``REDIS_SOCKET_TIMEOUT``
-(seconds, default 5 each).
+(seconds, default 5 each), read through ``chatproject/redis_settings.py``, which also
+derives the Django cache and the channel layer from them.
 """
 
 from __future__ import annotations
@@ -29,17 +30,14 @@ from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
+from . import redis_settings
 from .per_loop import PerLoopRegistry
+from .redis_settings import ASYNC_MAX_CONNECTIONS, POOL_WAIT_SECONDS, SYNC_MAX_CONNECTIONS
 
 if TYPE_CHECKING:
     import redis
     import redis.asyncio as aioredis
 
-DEFAULT_TIMEOUT_SECONDS = 5.0
-SYNC_MAX_CONNECTIONS = 200
-ASYNC_MAX_CONNECTIONS = 64
-# How long a caller waits for a pooled connection before "no connection available".
-POOL_WAIT_SECONDS = 10
 SUBSCRIBER_HEALTH_CHECK_SECONDS = 15
 _SETTINGS = {"REDIS_URL", "REDIS_SOCKET_CONNECT_TIMEOUT", "REDIS_SOCKET_TIMEOUT"}
 
@@ -85,14 +83,7 @@ class RedisConnections:
     @property
     def timeouts(self) -> dict[str, float]:
         """The socket timeouts every request/response client gets."""
-        return {
-            "socket_connect_timeout": float(
-                getattr(settings, "REDIS_SOCKET_CONNECT_TIMEOUT", DEFAULT_TIMEOUT_SECONDS)
-            ),
-            "socket_timeout": float(
-                getattr(settings, "REDIS_SOCKET_TIMEOUT", DEFAULT_TIMEOUT_SECONDS)
-            ),
-        }
+        return redis_settings.configured().timeouts
 
     # --- clients ---------------------------------------------------------------------------
     def sync_client(self) -> redis.Redis:
@@ -134,8 +125,6 @@ class RedisConnections:
     def _new_async_client(self) -> aioredis.Redis:
         import redis.asyncio as aioredis
 
-        # A blocking pool: under a burst, callers wait for a connection instead of failing
-        # with "Too many connections" (redis-py's default pool raises at 100).
         pool = aioredis.BlockingConnectionPool.from_url(
             self.url,
             max_connections=ASYNC_MAX_CONNECTIONS,

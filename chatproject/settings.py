@@ -15,6 +15,7 @@ from typing import Any
 import django_stubs_ext
 import environ
 
+from chatproject import redis_settings
 from chatproject.limits import MAX_ID
 
 # Lets generic classes such as ModelAdmin[Device] be subscripted at run time.
@@ -42,6 +43,9 @@ def _persistent_secret(name: str, env_var: str) -> str:
 
 
 SECRET_KEY = _persistent_secret("secret_key", "SECRET_KEY")
+# Earlier keys, still accepted for sessions and signatures after a rotation (REST and
+# WebSocket alike); drop one once its sessions should end.
+SECRET_KEY_FALLBACKS: list[str] = env.list("SECRET_KEY_FALLBACKS", default=[])
 DEBUG = env.bool("DEBUG", default=False)
 ALLOWED_HOSTS: list[str] = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS: list[str] = env.list("CSRF_TRUSTED_ORIGINS", default=[])
@@ -138,29 +142,17 @@ EMBEDDED_DATABASE = DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite
 
 # --- Redis: channel layer, cache, realtime routing, presence --------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
-CHANNEL_LAYERS: dict[str, Any]
-if REDIS_URL:
-    CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {
-                # channels_redis#422: redis-py 8's default socket timeout breaks blocking
-                # reads under load; the default capacity of 100 silently drops messages.
-                "hosts": [{"address": REDIS_URL, "socket_timeout": None, "max_connections": 1000}],
-                "capacity": 10_000,
-                "expiry": 60,
-            },
-        }
-    }
-    CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": REDIS_URL,
-        }
-    }
-else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+REDIS_SOCKET_CONNECT_TIMEOUT = env.float(
+    "REDIS_SOCKET_CONNECT_TIMEOUT", default=redis_settings.DEFAULT_TIMEOUT_SECONDS
+)
+REDIS_SOCKET_TIMEOUT = env.float(
+    "REDIS_SOCKET_TIMEOUT", default=redis_settings.DEFAULT_TIMEOUT_SECONDS
+)
+# The cache and the channel layer use the same Redis, timeouts and pool caps as every other
+# Redis client (chatproject/redis_settings.py); in-process without REDIS_URL.
+_redis = redis_settings.RedisSettings(REDIS_URL, REDIS_SOCKET_CONNECT_TIMEOUT, REDIS_SOCKET_TIMEOUT)
+CACHES: dict[str, Any] = _redis.caches()
+CHANNEL_LAYERS: dict[str, Any] = _redis.channel_layers()
 
 # --- Celery -----------------------------------------------------------------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
@@ -273,6 +265,8 @@ SEND_BATCH_MAX = env.int("SEND_BATCH_MAX", default=128)
 # Worker number for the message id generator (0-1023); unset means: lease one from Redis
 # (production) or use 0 (embedded, single process).
 ID_WORKER_ID = env.int("ID_WORKER_ID", default=-1)
+# The id generator class (chatproject/backends.py); the default follows ID_WORKER_ID.
+ID_GENERATOR_BACKEND = "chat.ids.ProcessGenerator"
 
 # --- Presence (presence/, docs/architecture.md "Presence") ------------------------------------
 # Clients send a frame (a ping when idle) every HEARTBEAT_INTERVAL seconds; a connection

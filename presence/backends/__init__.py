@@ -18,13 +18,11 @@ to the database work of the same transition.
 
 from __future__ import annotations
 
-import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from django.conf import settings
-from django.utils.module_loading import import_string
+from chatproject.backends import Backend
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,19 +67,9 @@ class PresenceBackend(ABC):
         """Forget everything (tests)."""
 
 
-_lock = threading.Lock()
-_backend: tuple[str, PresenceBackend] | None = None
+_backend: Backend[PresenceBackend] = Backend("PRESENCE_BACKEND", base=PresenceBackend)
 
 
 def get_backend() -> PresenceBackend:
     """The configured backend (``PRESENCE_BACKEND``), created once per process."""
-    global _backend  # noqa: PLW0603 (one backend per process, created on first use)
-    path: str = settings.PRESENCE_BACKEND
-    current = _backend
-    if current is None or current[0] != path:
-        with _lock:
-            current = _backend
-            if current is None or current[0] != path:
-                backend: PresenceBackend = import_string(path)()
-                current = _backend = (path, backend)
-    return current[1]
+    return _backend.get()

@@ -1,0 +1,94 @@
+"""The one Redis configuration: the URL, timeouts and pool caps every Redis user derives from.
+
+``settings.py`` builds ``CACHES`` and ``CHANNEL_LAYERS`` from :class:`RedisSettings` (it
+cannot use the connection handler, which reads settings), and
+``chatproject/redis_connections.py`` reads the same values back through
+:func:`configured`, so the Django cache, the channel layer and the handler's own clients
+talk to the same Redis with the same timeouts. Without a URL (embedded) the cache and the
+channel layer are in-process.
+
+Nothing here opens a connection.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+DEFAULT_TIMEOUT_SECONDS = 5.0
+# Blocking pools: under a burst, callers wait up to POOL_WAIT_SECONDS for a connection
+# instead of failing with "Too many connections" (redis-py's default pool raises at 100).
+SYNC_MAX_CONNECTIONS = 200
+ASYNC_MAX_CONNECTIONS = 64
+POOL_WAIT_SECONDS = 10
+# channels_redis#422: with redis-py 8 the layer's pool needs this raised cap (its receive
+# loops hold connections in blocking reads; at the default cap a burst fails).
+CHANNEL_LAYER_MAX_CONNECTIONS = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class RedisSettings:
+    url: str
+    socket_connect_timeout: float = DEFAULT_TIMEOUT_SECONDS
+    socket_timeout: float = DEFAULT_TIMEOUT_SECONDS
+
+    @property
+    def timeouts(self) -> dict[str, float]:
+        """The socket timeouts every request/response client gets."""
+        return {
+            "socket_connect_timeout": self.socket_connect_timeout,
+            "socket_timeout": self.socket_timeout,
+        }
+
+    def caches(self) -> dict[str, Any]:
+        """``CACHES``: Redis with the handler's timeouts and blocking pool, else in-process."""
+        if not self.url:
+            return {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+        options = {
+            "pool_class": "redis.BlockingConnectionPool",
+            "max_connections": SYNC_MAX_CONNECTIONS,
+            "timeout": POOL_WAIT_SECONDS,
+            **self.timeouts,
+        }
+        return {
+            "default": {
+                "BACKEND": "django.core.cache.backends.redis.RedisCache",
+                "LOCATION": self.url,
+                "OPTIONS": options,
+            }
+        }
+
+    def channel_layers(self) -> dict[str, Any]:
+        """``CHANNEL_LAYERS``: channels-redis on the same Redis, else Channels' in-memory layer."""
+        if not self.url:
+            return {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+        host = {
+            "address": self.url,
+            "socket_connect_timeout": self.socket_connect_timeout,
+            # channels_redis#422: the layer's receive is a blocking read (BZPOPMIN) that may
+            # wait as long as it likes; redis-py 8's socket timeout would cut it off under
+            # load, so the layer's reads have none (as the handler's pub/sub reader).
+            "socket_timeout": None,
+            "max_connections": CHANNEL_LAYER_MAX_CONNECTIONS,
+        }
+        return {
+            "default": {
+                "BACKEND": "channels_redis.core.RedisChannelLayer",
+                # The default capacity of 100 silently drops messages.
+                "CONFIG": {"hosts": [host], "capacity": 10_000, "expiry": 60},
+            }
+        }
+
+
+def configured() -> RedisSettings:
+    """The Redis settings of the running configuration (``REDIS_URL``,
+    ``REDIS_SOCKET_CONNECT_TIMEOUT``, ``REDIS_SOCKET_TIMEOUT``)."""
+    from django.conf import settings
+
+    return RedisSettings(
+        url=settings.REDIS_URL,
+        socket_connect_timeout=float(
+            getattr(settings, "REDIS_SOCKET_CONNECT_TIMEOUT", DEFAULT_TIMEOUT_SECONDS)
+        ),
+        socket_timeout=float(getattr(settings, "REDIS_SOCKET_TIMEOUT", DEFAULT_TIMEOUT_SECONDS)),
+    )
