@@ -126,10 +126,11 @@ async def authenticate_scope(scope: Scope) -> Auth:
     """Return (user, device, refusal reason)."""
     headers = _headers(scope)
     origin = headers.get(b"origin")
-    # Apps send neither Origin nor cookies: their path builds no request.
-    handshake = _Handshake(scope, headers) if origin is not None else None
-    if handshake is not None and origin is not None and not _origin_allowed(handshake, origin):
-        return None, None, "origin_not_allowed"
+    handshake: _Handshake | None = None  # apps send neither Origin nor cookies: none built
+    if origin is not None:
+        handshake = _Handshake(scope, headers)
+        if not _origin_allowed(handshake, origin):
+            return None, None, "origin_not_allowed"
     token = _token_from(scope, headers)
     if token is None:
         handshake = handshake or _Handshake(scope, headers)

@@ -21,8 +21,9 @@ DEFAULT_TIMEOUT_SECONDS = 5.0
 SYNC_MAX_CONNECTIONS = 200
 ASYNC_MAX_CONNECTIONS = 64
 POOL_WAIT_SECONDS = 10
-# channels_redis#422: with redis-py 8 the layer's pool needs this raised cap (its receive
-# loops hold connections in blocking reads; at the default cap a burst fails).
+# channels_redis#422: channels-redis makes plain (non-blocking) redis-py pools, which in
+# redis-py 8 stop at 100 connections and then raise "Too many connections"; each receive
+# holds one in a blocking read, so the layer's cap is raised.
 CHANNEL_LAYER_MAX_CONNECTIONS = 1000
 
 
