@@ -36,7 +36,22 @@ class DeviceSerializer(serializers.ModelSerializer[Device]):
         return device.pk == self.context.get("current_device_id")
 
 
-class SignUpSerializer(serializers.Serializer[None]):
+class _NewDeviceSerializer(serializers.Serializer[None]):
+    """What signing up and logging in share: the password and the device they create."""
+
+    password = serializers.CharField(max_length=128, write_only=True, trim_whitespace=False)
+    device_name = serializers.CharField(
+        max_length=100, required=False, allow_blank=True, default=""
+    )
+    platform = serializers.ChoiceField(
+        choices=Platform.choices, required=False, default=Platform.OTHER
+    )
+    session = serializers.BooleanField(
+        required=False, default=False, help_text="Also start a browser session (cookie)."
+    )
+
+
+class SignUpSerializer(_NewDeviceSerializer):
     username = serializers.CharField(
         max_length=usernames.MAX_LENGTH,
         validators=[usernames.validate_username],
@@ -44,33 +59,13 @@ class SignUpSerializer(serializers.Serializer[None]):
         "'Alice' and 'alice' are one account, and names that look like an existing one are "
         "refused (409 username_confusable).",
     )
-    password = serializers.CharField(max_length=128, write_only=True, trim_whitespace=False)
     display_name = serializers.CharField(
         max_length=100, required=False, allow_blank=True, default="", validators=[validate_name]
     )
-    device_name = serializers.CharField(
-        max_length=100, required=False, allow_blank=True, default=""
-    )
-    platform = serializers.ChoiceField(
-        choices=Platform.choices, required=False, default=Platform.OTHER
-    )
-    session = serializers.BooleanField(
-        required=False, default=False, help_text="Also start a browser session (cookie)."
-    )
 
 
-class LoginSerializer(serializers.Serializer[None]):
+class LoginSerializer(_NewDeviceSerializer):
     username = serializers.CharField(max_length=150)
-    password = serializers.CharField(max_length=128, write_only=True, trim_whitespace=False)
-    device_name = serializers.CharField(
-        max_length=100, required=False, allow_blank=True, default=""
-    )
-    platform = serializers.ChoiceField(
-        choices=Platform.choices, required=False, default=Platform.OTHER
-    )
-    session = serializers.BooleanField(
-        required=False, default=False, help_text="Also start a browser session (cookie)."
-    )
 
 
 class TokenResponseSerializer(serializers.Serializer[None]):

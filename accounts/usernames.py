@@ -21,9 +21,8 @@ import unicodedata
 from functools import cache
 
 from confusable_homoglyphs import confusables
-from django.core.exceptions import ValidationError
 
-from chatproject.text import unstorable_text_problem
+from chatproject.text import raise_problem, unstorable_text_problem
 
 MAX_LENGTH = 150
 _ALLOWED = re.compile(r"^[\w.@+-]+\Z")
@@ -72,9 +71,7 @@ def username_problem(raw: str) -> str | None:
 
 def validate_username(value: str) -> None:
     """Django validator form of :func:`username_problem` (model field, admin forms)."""
-    problem = username_problem(value)
-    if problem:
-        raise ValidationError(problem, code="invalid")
+    raise_problem(username_problem(value), code="invalid")
 
 
 @cache

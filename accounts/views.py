@@ -13,6 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from chatproject.api.input import validated
 from chatproject.api.schema import errors
 
 from . import services
@@ -65,9 +66,7 @@ class SignUpView(APIView):
         summary="Create an account and log in",
     )
     def post(self, request: Request) -> Response:
-        data = SignUpSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        values: dict[str, Any] = data.validated_data
+        values = validated(SignUpSerializer, request.data)
         with transaction.atomic():
             user = services.sign_up(
                 username=values["username"],
@@ -100,9 +99,7 @@ class LoginView(APIView):
     def post(self, request: Request) -> Response:
         wrong_password = False
         try:
-            data = LoginSerializer(data=request.data)
-            data.is_valid(raise_exception=True)
-            values: dict[str, Any] = data.validated_data
+            values = validated(LoginSerializer, request.data)
             user = services.check_credentials(
                 username=values["username"], password=values["password"]
             )
@@ -140,14 +137,13 @@ class PasswordChangeView(APIView):
         summary="Change password (logs out other devices)",
     )
     def post(self, request: Request) -> Response:
-        data = PasswordChangeSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
+        values = validated(PasswordChangeSerializer, request.data)
         device = request_device(request)
         user = request_user(request)
         services.change_password(
             user,
-            old_password=data.validated_data["old_password"],
-            new_password=data.validated_data["new_password"],
+            old_password=values["old_password"],
+            new_password=values["new_password"],
             current_device_id=device.pk if device else None,
         )
         if device is not None and request._request.session.get(SESSION_DEVICE_KEY) == device.pk:
@@ -213,9 +209,8 @@ class UserSearchView(generics.ListAPIView[User]):
         return super().get(request, *args, **kwargs)
 
     def get_queryset(self) -> Any:
-        query = UserSearchQuerySerializer(data=self.request.query_params)
-        query.is_valid(raise_exception=True)
-        return services.search_users(query.validated_data["search"][:100])
+        query = validated(UserSearchQuerySerializer, self.request.query_params)
+        return services.search_users(query["search"][:100])
 
 
 class UserDetailView(APIView):
@@ -236,9 +231,8 @@ class ContactListView(APIView):
         summary="Add a contact",
     )
     def post(self, request: Request) -> Response:
-        data = AddContactSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        link = services.add_contact(request_user(request), data.validated_data["user_id"])
+        values = validated(AddContactSerializer, request.data)
+        link = services.add_contact(request_user(request), values["user_id"])
         return Response(ContactSerializer(link).data, status=status.HTTP_201_CREATED)
 
 

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -123,48 +124,53 @@ def database_writes_probe(target: Target) -> Callable[[], int | str]:
     """
     if target.kind == "relay":
         return lambda: 0
-    url = target.database_url
-    if url:
-        import psycopg
+    if target.database_url:
+        return _postgres_writes_probe(target.database_url)
+    return _sqlite_changes_probe(Path(target.env["DATA_DIR"]))
 
-        # Per table, so that a report can say what wrote.
-        query = "SELECT relname, n_tup_ins + n_tup_upd + n_tup_del FROM pg_stat_user_tables"
 
-        def read() -> dict[str, int]:
-            with psycopg.connect(url) as conn:
-                return {str(name): int(count) for name, count in conn.execute(query)}
+def _postgres_writes_probe(url: str) -> Callable[[], int | str]:
+    import psycopg
 
-        def settled() -> dict[str, int]:
-            # Earlier writes (the clients' first acks) may be published late: wait until
-            # the counters stop moving before taking a reading.
-            time.sleep(STATS_SETTLE_SECONDS)
-            current = read()
-            deadline = time.monotonic() + 3 * STATS_SETTLE_SECONDS
-            while time.monotonic() < deadline:
-                time.sleep(2.0)
-                latest = read()
-                if latest == current:
-                    break
-                current = latest
-            return current
+    # Per table, so that a report can say what wrote.
+    query = "SELECT relname, n_tup_ins + n_tup_upd + n_tup_del FROM pg_stat_user_tables"
 
-        before = settled()
+    def read() -> dict[str, int]:
+        with psycopg.connect(url) as conn:
+            return {str(name): int(count) for name, count in conn.execute(query)}
 
-        def stop() -> int | str:
-            time.sleep(STATS_SETTLE_SECONDS)
-            changed = {
-                name: count - before.get(name, 0)
-                for name, count in read().items()
-                if count != before.get(name, 0)
-            }
-            if not changed:
-                return 0
-            detail = ", ".join(f"{name} {count}" for name, count in sorted(changed.items()))
-            return f"{sum(changed.values())} ({detail})"
+    def settled() -> dict[str, int]:
+        # Earlier writes (the clients' first acks) may be published late: wait until
+        # the counters stop moving before taking a reading.
+        time.sleep(STATS_SETTLE_SECONDS)
+        current = read()
+        deadline = time.monotonic() + 3 * STATS_SETTLE_SECONDS
+        while time.monotonic() < deadline:
+            time.sleep(2.0)
+            latest = read()
+            if latest == current:
+                break
+            current = latest
+        return current
 
-        return stop
-    data_dir = Path(target.env["DATA_DIR"])
+    before = settled()
 
+    def stop() -> int | str:
+        time.sleep(STATS_SETTLE_SECONDS)
+        changed = {
+            name: count - before.get(name, 0)
+            for name, count in read().items()
+            if count != before.get(name, 0)
+        }
+        if not changed:
+            return 0
+        detail = ", ".join(f"{name} {count}" for name, count in sorted(changed.items()))
+        return f"{sum(changed.values())} ({detail})"
+
+    return stop
+
+
+def _sqlite_changes_probe(data_dir: Path) -> Callable[[], int | str]:
     def signature() -> list[tuple[int, int]]:
         files = [data_dir / "chat.sqlite3", data_dir / "chat.sqlite3-wal"]
         return [(f.stat().st_size, f.stat().st_mtime_ns) for f in files if f.exists()]
@@ -180,7 +186,6 @@ def history_pages(target: Target, options: Options) -> Result:
         return result
     population = make_population(target, users=2, group_size=2)
     conversation = next(iter(population.conversations.values()))
-    reader = population.devices[1]
     log(f"  loading {options.history_messages:,} messages ...")
     loaded = load(
         target.env,
@@ -196,36 +201,14 @@ def history_pages(target: Target, options: Options) -> Result:
         last_id=loaded["last_id"],
         reads=options.history_reads,
     )
-    for concurrency in (1, 8):
-        for position in ("newest", "random"):
-            timings = read_pages_http(
-                target.base_urls,
-                token=reader.token,
-                conversation_id=conversation.id,
-                first_id=loaded["first_id"],
-                last_id=loaded["last_id"],
-                reads=options.history_reads,
-                concurrency=concurrency,
-                position=position,
-            )
-            row = {
-                "measured": "REST GET, client side",
-                "position": position,
-                "concurrency": concurrency,
-                **latency_summary(timings["latencies"]),
-                "pages_per_s": timings["pages_per_s"],
-            }
-            result.rows.append(row)
-    for position, latencies in store.items():
-        result.rows.append(
-            {
-                "measured": "store.page_conversation, in process",
-                "position": position,
-                "concurrency": 1,
-                **latency_summary(latencies),
-                "pages_per_s": float("nan"),
-            }
-        )
+    pages = _PageReads(
+        base_urls=target.base_urls,
+        token=population.devices[1].token,
+        conversation_id=conversation.id,
+        loaded=loaded,
+        reads=options.history_reads,
+    )
+    result.rows += _rest_rows(pages) + _store_rows(store)
     for row in result.rows:
         log(
             f"  {row['measured']:<38} {row['position']:<7} x{row['concurrency']}: "
@@ -244,3 +227,55 @@ def history_pages(target: Target, options: Options) -> Result:
         "store_p99_ms_random": latency_summary(store["random"])["p99"],
     }
     return result
+
+
+@dataclass(frozen=True)
+class _PageReads:
+    """Which history the REST reads page through, and how many pages each run reads."""
+
+    base_urls: Sequence[str]
+    token: str
+    conversation_id: int
+    loaded: dict[str, Any]  # what ``load`` reported: the id range among others
+    reads: int
+
+
+def _rest_rows(pages: _PageReads) -> list[dict[str, Any]]:
+    """REST page latencies, one row per concurrency and cursor position."""
+    rows: list[dict[str, Any]] = []
+    for concurrency in (1, 8):
+        for position in ("newest", "random"):
+            timings = read_pages_http(
+                pages.base_urls,
+                token=pages.token,
+                conversation_id=pages.conversation_id,
+                first_id=pages.loaded["first_id"],
+                last_id=pages.loaded["last_id"],
+                reads=pages.reads,
+                concurrency=concurrency,
+                position=position,
+            )
+            rows.append(
+                {
+                    "measured": "REST GET, client side",
+                    "position": position,
+                    "concurrency": concurrency,
+                    **latency_summary(timings["latencies"]),
+                    "pages_per_s": timings["pages_per_s"],
+                }
+            )
+    return rows
+
+
+def _store_rows(store: dict[str, list[float]]) -> list[dict[str, Any]]:
+    """In-process ``page_conversation`` latencies, one row per cursor position."""
+    return [
+        {
+            "measured": "store.page_conversation, in process",
+            "position": position,
+            "concurrency": 1,
+            **latency_summary(latencies),
+            "pages_per_s": float("nan"),
+        }
+        for position, latencies in store.items()
+    ]

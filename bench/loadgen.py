@@ -17,7 +17,7 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from .ledger import Ledger
-from .loadgen_worker import ACK_INTERVAL_SECONDS, Faults, StepPlan, worker_main
+from .loadgen_worker import ACK_INTERVAL_SECONDS, Faults, StepPlan, WorkerSetup, worker_main
 from .population import Population
 from .procstat import tree_cpu_seconds
 
@@ -47,7 +47,7 @@ class LoadGenerator:
             parent, child = context.Pipe()
             process = context.Process(
                 target=worker_main,
-                args=(child, devices, recipients, faults or Faults(), ack_seconds),
+                args=(child, WorkerSetup(devices, recipients, faults or Faults(), ack_seconds)),
                 daemon=True,
             )
             process.start()

@@ -73,21 +73,24 @@ class DeviceClient:
     last_frame_at: float = 0.0
 
 
+@dataclass
+class WorkerSetup:
+    """What one load generator process is given when it starts (sent pickled)."""
+
+    devices: list[Device]
+    recipients: dict[int, int]  # conversation id -> how many receive each of its messages
+    faults: Faults
+    # 0: never acknowledge (to measure what acknowledgements cost the server)
+    ack_seconds: float
+
+
 class Worker:
-    def __init__(
-        self,
-        pipe: Connection,
-        devices: list[Device],
-        recipients: dict[int, int],
-        faults: Faults,
-        ack_seconds: float,
-    ) -> None:
+    def __init__(self, pipe: Connection, setup: WorkerSetup) -> None:
         self.pipe = pipe
-        # 0: never acknowledge (to measure what acknowledgements cost the server)
-        self.ack_seconds = ack_seconds
-        self.clients = {device.index: DeviceClient(device) for device in devices}
-        self.recipients = recipients
-        self.faults = faults
+        self.ack_seconds = setup.ack_seconds
+        self.clients = {device.index: DeviceClient(device) for device in setup.devices}
+        self.recipients = setup.recipients
+        self.faults = setup.faults
         self.ledger = Ledger()
         self.latencies: dict[int, array[float]] = {}
         self.ack_latencies: dict[int, array[float]] = {}
@@ -437,13 +440,7 @@ def _raise_fd_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def worker_main(
-    pipe: Connection,
-    devices: list[Device],
-    recipients: dict[int, int],
-    faults: Faults,
-    ack_seconds: float,
-) -> None:
+def worker_main(pipe: Connection, setup: WorkerSetup) -> None:
     """Entry point of a load generator process (spawned by ``bench.loadgen``)."""
     _raise_fd_limit()
-    uvloop.run(Worker(pipe, devices, recipients, faults, ack_seconds).serve())
+    uvloop.run(Worker(pipe, setup).serve())

@@ -89,34 +89,8 @@ def heartbeats(target: Target, options: Options) -> Result:
         writes = database_writes_probe(target)
         best = 0.0
         for step, rate in enumerate(r for r in options.heartbeat_rates if r <= cap):
-            meter = CpuMeter(target.pids)
-            meter.start(time.monotonic())
-            gen.cpu_start()
-            with profiling(target, options, result, f"pings at {rate:,.0f}/s"):
-                gen.run_step(step=step, kind="ping", rate=rate, duration=options.step_seconds)
-            server_cpu, machine = meter.stop(time.monotonic())
-            loadgen_cpu = gen.cpu_stop()
-            gen.drain(timeout=10, quiet=options.drain_quiet_seconds)
-            stats = gen.step_stats(step)
-            latency = latency_summary(stats["ack_latencies"])
-            handled = len(stats["ack_latencies"]) / options.step_seconds
-            row: dict[str, Any] = {
-                "step": step,
-                "offered": rate,
-                "handled_per_s": handled,
-                **latency,
-                "server_cpu": server_cpu,
-                "per_process_per_s": handled / len(target.ports),
-                "loadgen_cpu_max": max(loadgen_cpu),
-                "machine_busy": machine,
-            }
-            row["sustained"] = handled >= 0.99 * rate and latency["p99"] <= ONE_TO_ONE_P99_MS
+            row = _ping_step(target, gen, options, result, step=step, rate=rate)
             result.rows.append(row)
-            log(
-                f"  offered {rate:>8,.0f}/s  handled {handled:>8,.0f}/s  p50 {row['p50']:.1f}  "
-                f"p99 {row['p99']:.1f} ms  server cpu {server_cpu:.0f}%  "
-                f"loadgen cpu {row['loadgen_cpu_max']:.0f}%"
-            )
             if row["sustained"]:
                 best = rate
             else:
@@ -136,3 +110,37 @@ def heartbeats(target: Target, options: Options) -> Result:
     finally:
         gen.shutdown()
     return result
+
+
+def _ping_step(
+    target: Target, gen: LoadGenerator, options: Options, result: Result, *, step: int, rate: float
+) -> dict[str, Any]:
+    """One step of pings at ``rate`` per second: the acks' latency and the CPU it cost."""
+    meter = CpuMeter(target.pids)
+    meter.start(time.monotonic())
+    gen.cpu_start()
+    with profiling(target, options, result, f"pings at {rate:,.0f}/s"):
+        gen.run_step(step=step, kind="ping", rate=rate, duration=options.step_seconds)
+    server_cpu, machine = meter.stop(time.monotonic())
+    loadgen_cpu = gen.cpu_stop()
+    gen.drain(timeout=10, quiet=options.drain_quiet_seconds)
+    stats = gen.step_stats(step)
+    latency = latency_summary(stats["ack_latencies"])
+    handled = len(stats["ack_latencies"]) / options.step_seconds
+    row: dict[str, Any] = {
+        "step": step,
+        "offered": rate,
+        "handled_per_s": handled,
+        **latency,
+        "server_cpu": server_cpu,
+        "per_process_per_s": handled / len(target.ports),
+        "loadgen_cpu_max": max(loadgen_cpu),
+        "machine_busy": machine,
+    }
+    row["sustained"] = handled >= 0.99 * rate and latency["p99"] <= ONE_TO_ONE_P99_MS
+    log(
+        f"  offered {rate:>8,.0f}/s  handled {handled:>8,.0f}/s  p50 {row['p50']:.1f}  "
+        f"p99 {row['p99']:.1f} ms  server cpu {server_cpu:.0f}%  "
+        f"loadgen cpu {row['loadgen_cpu_max']:.0f}%"
+    )
+    return row

@@ -19,20 +19,21 @@ from typing import Any
 
 from .workloads import Result
 
+# What every workload that delivers messages checks: the ledger's verdict.
+_DELIVERY_CHECKS = [("lost", "lost deliveries", False), ("duplicates", "duplicates", False)]
+
 # (workload, summary key, label, higher is better)
 HEADLINES: dict[str, list[tuple[str, str, bool]]] = {
     "1:1": [
         ("max_sustained_rate", "max sustained msgs/s (p99 <= 100 ms, no loss)", True),
         ("server_cpu_ms_per_msg", "server CPU ms per message (median of steps)", False),
-        ("lost", "lost deliveries", False),
-        ("duplicates", "duplicates", False),
+        *_DELIVERY_CHECKS,
     ],
     "group": [
         ("max_sustained_deliveries_per_s", "max deliveries/s (p99 <= 250 ms, no loss)", True),
         ("max_deliveries_per_s_at_p99_100ms", "max deliveries/s (p99 <= 100 ms, no loss)", True),
         ("server_cpu_ms_per_msg", "server CPU ms per sent message (median of steps)", False),
-        ("lost", "lost deliveries", False),
-        ("duplicates", "duplicates", False),
+        *_DELIVERY_CHECKS,
     ],
     "idle": [
         ("kib_per_connection", "server KiB per idle connection", False),
@@ -41,8 +42,7 @@ HEADLINES: dict[str, list[tuple[str, str, bool]]] = {
     "storm": [
         ("all_live_s", "seconds until all devices live", False),
         ("reconnects_per_s", "reconnect+sync per second", True),
-        ("lost", "lost deliveries", False),
-        ("duplicates", "duplicates", False),
+        *_DELIVERY_CHECKS,
     ],
     "history": [
         ("store_p99_ms_random", "store page read p99 ms (random page)", False),
@@ -140,31 +140,7 @@ def plot_sweeps(results: list[Result], folder: Path, workload: str) -> list[str]
     slug = workload.replace(":", "to")
     figure, (latency_axes, rate_axes) = plt.subplots(1, 2, figsize=(13, 5))
     for result in sweeps:
-        rows = sorted(
-            (r for r in result.rows if "offered" in r and not r.get("at_70_percent")),
-            key=lambda r: r["offered"],
-        )
-        offered = [r["offered"] for r in rows]
-        (line,) = latency_axes.plot(
-            offered, [r["p99"] for r in rows], marker="o", label=f"{result.target} p99"
-        )
-        # One colour per target: solid p99, dashed p50.
-        latency_axes.plot(
-            offered,
-            [r["p50"] for r in rows],
-            marker=".",
-            linestyle="--",
-            color=line.get_color(),
-            label=f"{result.target} p50",
-        )
-        rate_key = "delivered_per_s" if "delivered_per_s" in rows[0] else "handled_per_s"
-        rate_axes.plot(
-            offered,
-            [r[rate_key] for r in rows],
-            marker="o",
-            color=line.get_color(),
-            label=result.target,
-        )
+        _plot_target(latency_axes, rate_axes, result)
     unit = "pings/s" if workload == "heartbeats" else "sends/s"
     latency_axes.set(
         xlabel=f"offered {unit}",
@@ -183,6 +159,35 @@ def plot_sweeps(results: list[Result], folder: Path, workload: str) -> list[str]
     figure.savefig(folder / name, dpi=110)
     plt.close(figure)
     return [name]
+
+
+def _plot_target(latency_axes: Any, rate_axes: Any, result: Result) -> None:
+    """One target's lines: p99 and p50 latency, and the rate it handled, per offered rate."""
+    rows = sorted(
+        (r for r in result.rows if "offered" in r and not r.get("at_70_percent")),
+        key=lambda r: r["offered"],
+    )
+    offered = [r["offered"] for r in rows]
+    (line,) = latency_axes.plot(
+        offered, [r["p99"] for r in rows], marker="o", label=f"{result.target} p99"
+    )
+    # One colour per target: solid p99, dashed p50.
+    latency_axes.plot(
+        offered,
+        [r["p50"] for r in rows],
+        marker=".",
+        linestyle="--",
+        color=line.get_color(),
+        label=f"{result.target} p50",
+    )
+    rate_key = "delivered_per_s" if "delivered_per_s" in rows[0] else "handled_per_s"
+    rate_axes.plot(
+        offered,
+        [r[rate_key] for r in rows],
+        marker="o",
+        color=line.get_color(),
+        label=result.target,
+    )
 
 
 def _version(package: str) -> str:

@@ -55,36 +55,9 @@ def _sweep(
         connect_all(gen, options, result)
         planned = [rate for rate in rates if rate <= cap]
         _warm_up(gen, options, rate=planned[0] / 2 if planned else 1.0)
-        extra = options.extra_steps
-        halvings = 3
-        step = 1
-        best: dict[str, Any] | None = None
-        while planned or extra > 0:
-            if planned:
-                rate = planned.pop(0)
-            else:
-                rate = min(cap, result.rows[-1]["offered"] * 1.5)
-                extra -= 1
-                if rate <= result.rows[-1]["offered"]:
-                    break
-            row = _judged_step(target, gen, options, step=step, rate=rate, limit=p99_limit_ms)
-            result.rows.append(row)
-            log(_row_line(row))
-            if row["loadgen_cpu_max"] > LOADGEN_BUSY_PERCENT:
-                result.notes.append(
-                    f"at {rate:,.0f}/s a load generator process used "
-                    f"{row['loadgen_cpu_max']:.0f}% of a core: the generator may be the limit "
-                    "(use more --loadgen-processes)"
-                )
-            step += 1
-            if row["sustained"]:
-                best = row
-            elif best is None and halvings > 0 and rate / 2 >= 1:
-                # Failing from the first step teaches nothing: look below it instead.
-                halvings -= 1
-                planned = [rate / 2]
-            elif overloaded(row, p99_limit_ms=p99_limit_ms) or not planned:
-                break
+        best, step = _climb(
+            target, gen, options, result, planned=planned, cap=cap, limit=p99_limit_ms
+        )
         if best is not None:
             # The issue's latency target is stated at 70% of the maximum sustained rate.
             check = _judged_step(
@@ -94,32 +67,84 @@ def _sweep(
             result.rows.append(check)
             log(_row_line(check) + "  (70% of max)")
         _keep_profiles(result, best)
-        ledger = gen.ledger()
         result.summary = {
-            **ledger_summary(ledger),
-            "max_sustained_rate": best["offered"] if best else 0.0,
-            "max_sustained_deliveries_per_s": best["delivered_per_s"] if best else 0.0,
-            "server_cpu_ms_per_msg": statistics.median(
-                row["server_cpu_ms_per_msg"] for row in result.rows
-            )
-            if result.rows
-            else float("nan"),
-            "p99_limit_ms": p99_limit_ms,
-            # The group target is stated at p99 <= 100 ms, tighter than the sweep's limit.
-            "max_deliveries_per_s_at_p99_100ms": max(
-                (
-                    row["delivered_per_s"]
-                    for row in result.rows
-                    if sustained(row, p99_limit_ms=ONE_TO_ONE_P99_MS)
-                ),
-                default=0.0,
-            ),
+            **_sweep_summary(result, gen, best, p99_limit_ms=p99_limit_ms),
             "rate_cap": cap,
             "connections": len(population.devices),
         }
     finally:
         gen.shutdown()
     return result
+
+
+def _climb(
+    target: Target,
+    gen: LoadGenerator,
+    options: Options,
+    result: Result,
+    *,
+    planned: list[float],
+    cap: float,
+    limit: float,
+) -> tuple[dict[str, Any] | None, int]:
+    """Step through the planned rates (then ``extra_steps`` more, 1.5 times higher each)
+    until a step is overloaded; return the best sustained row and the next step number."""
+    extra = options.extra_steps
+    halvings = 3
+    step = 1
+    best: dict[str, Any] | None = None
+    while planned or extra > 0:
+        if planned:
+            rate = planned.pop(0)
+        else:
+            rate = min(cap, result.rows[-1]["offered"] * 1.5)
+            extra -= 1
+            if rate <= result.rows[-1]["offered"]:
+                break
+        row = _judged_step(target, gen, options, step=step, rate=rate, limit=limit)
+        result.rows.append(row)
+        log(_row_line(row))
+        if row["loadgen_cpu_max"] > LOADGEN_BUSY_PERCENT:
+            result.notes.append(
+                f"at {rate:,.0f}/s a load generator process used "
+                f"{row['loadgen_cpu_max']:.0f}% of a core: the generator may be the limit "
+                "(use more --loadgen-processes)"
+            )
+        step += 1
+        if row["sustained"]:
+            best = row
+        elif best is None and halvings > 0 and rate / 2 >= 1:
+            # Failing from the first step teaches nothing: look below it instead.
+            halvings -= 1
+            planned = [rate / 2]
+        elif overloaded(row, p99_limit_ms=limit) or not planned:
+            break
+    return best, step
+
+
+def _sweep_summary(
+    result: Result, gen: LoadGenerator, best: dict[str, Any] | None, *, p99_limit_ms: float
+) -> dict[str, Any]:
+    return {
+        **ledger_summary(gen.ledger()),
+        "max_sustained_rate": best["offered"] if best else 0.0,
+        "max_sustained_deliveries_per_s": best["delivered_per_s"] if best else 0.0,
+        "server_cpu_ms_per_msg": statistics.median(
+            row["server_cpu_ms_per_msg"] for row in result.rows
+        )
+        if result.rows
+        else float("nan"),
+        "p99_limit_ms": p99_limit_ms,
+        # The group target is stated at p99 <= 100 ms, tighter than the sweep's limit.
+        "max_deliveries_per_s_at_p99_100ms": max(
+            (
+                row["delivered_per_s"]
+                for row in result.rows
+                if sustained(row, p99_limit_ms=ONE_TO_ONE_P99_MS)
+            ),
+            default=0.0,
+        ),
+    }
 
 
 WARM_UP_STEP = 0

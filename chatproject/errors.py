@@ -11,10 +11,21 @@ from collections.abc import Mapping, Sequence
 
 
 class ServiceError(Exception):
-    """A request the service refuses. ``code`` is stable and documented in docs/protocol.md."""
+    """A request the service refuses. ``code`` is stable and documented in docs/protocol.md.
+
+    A kind of error names its code and status in its class line
+    (``class NotFound(ServiceError, code="not_found", status=404)``); one error can still
+    override either when raised."""
 
     code = "invalid"
     status = 400
+
+    def __init_subclass__(cls, *, code: str | None = None, status: int | None = None) -> None:
+        super().__init_subclass__()
+        if code is not None:
+            cls.code = code
+        if status is not None:
+            cls.status = status
 
     def __init__(
         self,
@@ -33,24 +44,20 @@ class ServiceError(Exception):
         self.fields = dict(fields) if fields else {}
 
 
-class NotFound(ServiceError):
-    code = "not_found"
-    status = 404
+class NotFound(ServiceError, code="not_found", status=404):
+    """An unknown id, or one the user has no access to (the two are not told apart)."""
 
 
-class Forbidden(ServiceError):
-    code = "forbidden"
-    status = 403
+class Forbidden(ServiceError, code="forbidden", status=403):
+    """Known, but not the user's to do."""
 
 
-class Conflict(ServiceError):
-    code = "conflict"
-    status = 409
+class Conflict(ServiceError, code="conflict", status=409):
+    """Not possible in the current state."""
 
 
-class RateLimited(ServiceError):
-    code = "rate_limited"
-    status = 429
+class RateLimited(ServiceError, code="rate_limited", status=429):
+    """Too many requests; ``retry_after`` seconds until the next is accepted."""
 
     def __init__(self, message: str, *, retry_after: float) -> None:
         super().__init__(message)

@@ -64,15 +64,21 @@ def name_problem(value: str) -> str | None:
     return None
 
 
+def raise_problem(problem: str | None, *, code: str) -> None:
+    """What a Django/DRF validator does with a ``*_problem`` answer: raise it as a
+    ``ValidationError`` with ``code``, or nothing when there is no problem.
+
+    Validators stay module-level functions calling this (not generated ones) so that
+    migrations can name them."""
+    if problem:
+        raise ValidationError(problem, code=code)
+
+
 def validate_name(value: str) -> None:
     """Django/DRF validator form of :func:`name_problem` (model fields and serializers)."""
-    problem = name_problem(value)
-    if problem:
-        raise ValidationError(problem, code="invalid_name")
+    raise_problem(name_problem(value), code="invalid_name")
 
 
 def validate_storable_text(value: str) -> None:
     """Django/DRF validator form of :func:`unstorable_text_problem`."""
-    problem = unstorable_text_problem(value)
-    if problem:
-        raise ValidationError(problem, code="invalid_text")
+    raise_problem(unstorable_text_problem(value), code="invalid_text")

@@ -62,23 +62,37 @@ class EventKind:
 
 
 @dataclass(frozen=True, slots=True)
-class NewMessage:
+class _SentMessage:
+    """What a message has from the moment it is sent (the two kinds below share it)."""
+
     id: int
     conversation_id: int
     sender_id: int
     client_msg_id: str
     text: str
     created_at: datetime
+
+    def sent_fields(self) -> tuple[int, int, int, str, str, datetime]:
+        """The fields above, in their order (a stored message's first columns)."""
+        return (
+            self.id,
+            self.conversation_id,
+            self.sender_id,
+            self.client_msg_id,
+            self.text,
+            self.created_at,
+        )
 
 
 @dataclass(frozen=True, slots=True)
-class StoredMessage:
-    id: int
-    conversation_id: int
-    sender_id: int
-    client_msg_id: str
-    text: str
-    created_at: datetime
+class NewMessage(_SentMessage):
+    """A message to store, as the sender sent it."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage(_SentMessage):
+    """A message as stored: as sent, then perhaps edited or tombstoned."""
+
     edited_at: datetime | None = None
     deleted_at: datetime | None = None
 
@@ -169,7 +183,6 @@ class MessageStore(abc.ABC):
     def get_messages(self, message_ids: Iterable[int]) -> dict[int, StoredMessage]:
         """Messages by id; unknown ids are absent from the result."""
 
-    @abc.abstractmethod
     def page_conversation(
         self,
         conversation_id: int,
@@ -179,6 +192,27 @@ class MessageStore(abc.ABC):
         limit: int = 50,
     ) -> list[StoredMessage]:
         """One page of a conversation's history, newest first (see the contract)."""
+        if limit <= 0:
+            return []
+        if after is None:
+            return self._newest_before(conversation_id, before=before, limit=limit)
+        # The oldest `limit` after the cursor, returned newest first like every page.
+        oldest_first = self._oldest_after(conversation_id, after=after, before=before, limit=limit)
+        return oldest_first[::-1]
+
+    @abc.abstractmethod
+    def _newest_before(
+        self, conversation_id: int, *, before: int | None, limit: int
+    ) -> list[StoredMessage]:
+        """At most ``limit`` (> 0) messages with ``id < before`` (any id if None), newest
+        first: ``page_conversation`` without ``after``."""
+
+    @abc.abstractmethod
+    def _oldest_after(
+        self, conversation_id: int, *, after: int, before: int | None, limit: int
+    ) -> list[StoredMessage]:
+        """At most ``limit`` (> 0) messages with ``after < id`` (and ``id < before`` unless
+        None), oldest first."""
 
     @abc.abstractmethod
     def count_messages(

@@ -350,12 +350,16 @@ export function conversationPage(main, store, conversationId, hooks) {
   const onTyping = (event) => {
     if (event.detail === conv.id) typingLine.textContent = hooks.typingText(conv.id);
   };
-  store.addEventListener("messages", onMessages);
-  store.addEventListener("members", onMembers);
-  store.addEventListener("receipts", onMessages);
-  store.addEventListener("conversations", onConversations);
-  store.addEventListener("presence", onPresence);
-  store.addEventListener("typing", onTyping);
+  // One list for subscribing and for unsubscribing when the view closes.
+  const storeListeners = [
+    ["messages", onMessages],
+    ["members", onMembers],
+    ["receipts", onMessages],
+    ["conversations", onConversations],
+    ["presence", onPresence],
+    ["typing", onTyping],
+  ];
+  for (const [type, listener] of storeListeners) store.addEventListener(type, listener);
 
   // What was typed but not sent stays with the conversation while the tab is open.
   textarea.value = store.drafts.get(conv.id) || "";
@@ -367,14 +371,15 @@ export function conversationPage(main, store, conversationId, hooks) {
   store.loadConversationDetail(conv.id)
     .then(() => conv.kind === "group" && hooks.loadPresence(conv.member_ids || []))
     .catch(() => null);
-  if (!conv.historyLoaded) {
-    store.loadHistory(conv.id).then(() => {
-      scroller.scrollTop = scroller.scrollHeight;
-      fillViewport();
-    }).catch(() => { historyStatus.textContent = "Could not load messages."; });
-  } else {
+  const showNewest = () => {
     scroller.scrollTop = scroller.scrollHeight;
     fillViewport();
+  };
+  if (!conv.historyLoaded) {
+    store.loadHistory(conv.id).then(showNewest)
+      .catch(() => { historyStatus.textContent = "Could not load messages."; });
+  } else {
+    showNewest();
   }
   if (!matchMedia("(pointer: coarse)").matches) textarea.focus();
 
@@ -387,11 +392,6 @@ export function conversationPage(main, store, conversationId, hooks) {
     if (document.visibilityState === "visible") store.markRead(conv.id);
     document.removeEventListener("visibilitychange", onVisible);
     window.removeEventListener("focus", onVisible);
-    store.removeEventListener("messages", onMessages);
-    store.removeEventListener("members", onMembers);
-    store.removeEventListener("receipts", onMessages);
-    store.removeEventListener("conversations", onConversations);
-    store.removeEventListener("presence", onPresence);
-    store.removeEventListener("typing", onTyping);
+    for (const [type, listener] of storeListeners) store.removeEventListener(type, listener);
   };
 }
