@@ -26,6 +26,8 @@ import orjson
 from django.conf import settings
 
 from accounts.revocation import revoked_device_ids
+from chat.connection.extensions import ExtensionHost
+from chat.protocol import BaseClientFrame
 from chat.services.conversations import UnknownConversation
 from chatproject.db_threads import in_db_thread
 from chatproject.errors import RateLimited
@@ -33,6 +35,7 @@ from chatproject.per_loop import PerLoopRegistry
 
 from . import services
 from .backends import Lease
+from .frames import PresenceSnapshotFrame, TypingFrame, WatchFrame
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +56,18 @@ _connection_numbers = itertools.count(1)
 
 
 class PresenceSession:
-    """One connection's presence lease, its presence subscription and its typing limits."""
+    """One connection's presence lease, its presence subscription and its typing limits:
+    presence's extension of a chat connection (chat.connection.extensions)."""
+
+    @classmethod
+    def for_connection(cls, host: ExtensionHost) -> PresenceSession:
+        return cls(
+            user_id=host.user_id,
+            device_id=host.device_id,
+            on_timeout=host.close_silent,
+            on_revoked=host.close_revoked,
+            send=host.send_bytes,
+        )
 
     def __init__(
         self,
@@ -62,6 +76,7 @@ class PresenceSession:
         device_id: int,
         on_timeout: Callable[[], Awaitable[None]],
         on_revoked: Callable[[], Awaitable[None]],
+        send: Callable[[bytes], None],
     ) -> None:
         self.user_id = user_id
         self.device_id = device_id
@@ -69,6 +84,7 @@ class PresenceSession:
         self.last_frame = time.monotonic()
         self._on_timeout = on_timeout
         self._on_revoked = on_revoked
+        self._send = send
         self._started = False
         self._stopped = False
         self._opened_at = 0.0
@@ -119,6 +135,13 @@ class PresenceSession:
     async def revoke(self) -> None:
         await self._on_revoked()
 
+    async def handle(self, frame: BaseClientFrame) -> None:
+        """presence's client frames (presence.frames.CLIENT_FRAMES)."""
+        if isinstance(frame, WatchFrame):
+            await self.watch(frame.ref)
+        elif isinstance(frame, TypingFrame):
+            await self.typing(frame.conversation_id)
+
     # --- presence subscription -------------------------------------------------------------
     def accepts(self, frame: bytes) -> bool:
         """Whether an ephemeral frame from the hub goes to this device now."""
@@ -129,7 +152,7 @@ class PresenceSession:
             return False
         return self._watching
 
-    async def watch(self, ref: str | None, send: Callable[[bytes], None]) -> None:
+    async def watch(self, ref: str | None) -> None:
         """Send the snapshot, then the changes that happened while it was read, then live."""
         now = time.monotonic()
         wait = self._watched_at + WATCH_MIN_INTERVAL_SECONDS - now
@@ -141,9 +164,14 @@ class PresenceSession:
         held = self._held = []
         try:
             users = await in_db_thread(services.snapshot, self.user_id)
-            send(orjson.dumps({"type": "presence.snapshot", "ref": ref, "users": users}))
+            snapshot: PresenceSnapshotFrame = {
+                "type": "presence.snapshot",
+                "ref": ref,
+                "users": users,
+            }
+            self._send(orjson.dumps(snapshot))
             while held:
-                send(held.pop(0))
+                self._send(held.pop(0))
             self._watching = True
         finally:
             self._held = None  # also after a failure: nothing may be held forever
