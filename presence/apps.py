@@ -16,7 +16,7 @@ class PresenceConfig(AppConfig):
 
         register_extension(
             "presence",
-            PresenceSession.for_connection,
+            PresenceSession,
             client_frames=CLIENT_FRAMES,
             server_frames=SERVER_FRAMES,
         )

@@ -20,7 +20,6 @@ import itertools
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
 
 import orjson
 from django.conf import settings
@@ -59,32 +58,12 @@ class PresenceSession:
     """One connection's presence lease, its presence subscription and its typing limits:
     presence's extension of a chat connection (chat.connection.extensions)."""
 
-    @classmethod
-    def for_connection(cls, host: ExtensionHost) -> PresenceSession:
-        return cls(
-            user_id=host.user_id,
-            device_id=host.device_id,
-            on_timeout=host.close_silent,
-            on_revoked=host.close_revoked,
-            send=host.send_bytes,
-        )
-
-    def __init__(
-        self,
-        *,
-        user_id: int,
-        device_id: int,
-        on_timeout: Callable[[], Awaitable[None]],
-        on_revoked: Callable[[], Awaitable[None]],
-        send: Callable[[bytes], None],
-    ) -> None:
-        self.user_id = user_id
-        self.device_id = device_id
-        self.member = f"{device_id}/{_process_token}{next(_connection_numbers)}"
+    def __init__(self, host: ExtensionHost) -> None:
+        self.user_id = host.user_id
+        self.device_id = host.device_id
+        self.member = f"{host.device_id}/{_process_token}{next(_connection_numbers)}"
         self.last_frame = time.monotonic()
-        self._on_timeout = on_timeout
-        self._on_revoked = on_revoked
-        self._send = send
+        self._host = host
         self._started = False
         self._stopped = False
         self._opened_at = 0.0
@@ -130,10 +109,10 @@ class PresenceSession:
             logger.exception("presence: could not close the lease of user %s", self.user_id)
 
     async def time_out(self) -> None:
-        await self._on_timeout()
+        await self._host.close_silent()
 
     async def revoke(self) -> None:
-        await self._on_revoked()
+        await self._host.close_revoked()
 
     async def handle(self, frame: BaseClientFrame) -> None:
         """presence's client frames (presence.frames.CLIENT_FRAMES)."""
@@ -169,9 +148,9 @@ class PresenceSession:
                 "ref": ref,
                 "users": users,
             }
-            self._send(orjson.dumps(snapshot))
+            self._host.send_bytes(orjson.dumps(snapshot))
             while held:
-                self._send(held.pop(0))
+                self._host.send_bytes(held.pop(0))
             self._watching = True
         finally:
             self._held = None  # also after a failure: nothing may be held forever
