@@ -46,10 +46,6 @@ class DeviceStream:
         self._catch_up_task: asyncio.Task[None] | None = None
         self._closed = False
 
-    @property
-    def pending_seqs(self) -> list[int]:
-        return sorted(self._pending)
-
     def deliver(self, seq: int, frame: bytes) -> None:
         """An event for the device: written now if it is next, else held."""
         self.newest_seq = max(self.newest_seq, seq)
