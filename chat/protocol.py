@@ -2,12 +2,18 @@
 tests/chat/test_protocol_doc.py checks the document against these definitions).
 
 Client frames are validated with pydantic: a frame that fails validation gets an ``error``
-frame with a stable ``code`` and the client's ``ref`` echoed, and nothing happens.
+frame with a stable ``code`` and the client's ``ref`` echoed, and nothing happens. Apps
+built on chat add their own frames with :func:`register_frames` (presence: ``watch``,
+``typing``, ``presence``, ``presence.snapshot``), so chat never imports them.
 Server frames are plain dicts shaped by the TypedDicts below, serialized with orjson.
 """
 
 from __future__ import annotations
 
+import functools
+import operator
+import typing
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal, NotRequired, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
@@ -28,12 +34,16 @@ CLOSE_TOO_SLOW = 4009
 CLOSE_HEARTBEAT_TIMEOUT = 4010
 
 
-class _ClientFrame(BaseModel):
+class BaseClientFrame(BaseModel):
+    """A client frame: unknown fields refused, ``ref`` echoed in the reply. Apps built on
+    chat (presence) define their frames on it and register them (:func:`register_frames`)."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
+    type: str
     ref: Ref | None = None
 
 
-class SendFrame(_ClientFrame):
+class SendFrame(BaseClientFrame):
     type: Literal["send"]
     conversation_id: ConversationId
     client_msg_id: Annotated[str, Field(min_length=1, max_length=MAX_CLIENT_MSG_ID_LENGTH)]
@@ -41,78 +51,116 @@ class SendFrame(_ClientFrame):
     text: str
 
 
-class SyncFrame(_ClientFrame):
+class SyncFrame(BaseClientFrame):
     type: Literal["sync"]
     after: Seq | None = None
     limit: Annotated[int, Field(ge=1, le=SYNC_PAGE_MAX)] = SYNC_PAGE_DEFAULT
 
 
-class AckFrame(_ClientFrame):
+class AckFrame(BaseClientFrame):
     type: Literal["ack"]
     seq: Seq
 
 
-class ReadFrame(_ClientFrame):
+class ReadFrame(BaseClientFrame):
     type: Literal["read"]
     conversation_id: ConversationId
     message_id: MessageId
 
 
-class EditFrame(_ClientFrame):
+class EditFrame(BaseClientFrame):
     type: Literal["edit"]
     message_id: MessageId
     text: str
 
 
-class DeleteFrame(_ClientFrame):
+class DeleteFrame(BaseClientFrame):
     type: Literal["delete"]
     message_id: MessageId
 
 
-class FetchFrame(_ClientFrame):
+class FetchFrame(BaseClientFrame):
     type: Literal["fetch"]
     message_ids: Annotated[list[MessageId], Field(min_length=1, max_length=100)]
 
 
-class PingFrame(_ClientFrame):
+class PingFrame(BaseClientFrame):
     type: Literal["ping"]
 
 
-class WatchFrame(_ClientFrame):
-    type: Literal["watch"]
-
-
-class TypingFrame(_ClientFrame):
-    type: Literal["typing"]
-    conversation_id: ConversationId
-
-
-ClientFrame = Annotated[
-    SendFrame
-    | SyncFrame
-    | AckFrame
-    | ReadFrame
-    | EditFrame
-    | DeleteFrame
-    | FetchFrame
-    | PingFrame
-    | WatchFrame
-    | TypingFrame,
-    Field(discriminator="type"),
-]
-CLIENT_FRAME_TYPES = (
-    "send",
-    "sync",
-    "ack",
-    "read",
-    "edit",
-    "delete",
-    "fetch",
-    "ping",
-    "watch",
-    "typing",
+# Chat's own client frames, in the order the unknown_frame_type error lists them; frames
+# registered by other apps follow in registration order.
+CHAT_CLIENT_FRAMES: tuple[type[BaseClientFrame], ...] = (
+    SendFrame,
+    SyncFrame,
+    AckFrame,
+    ReadFrame,
+    EditFrame,
+    DeleteFrame,
+    FetchFrame,
+    PingFrame,
 )
-_client_frame_adapter: TypeAdapter[ClientFrame] = TypeAdapter(ClientFrame)
+
+
+class _Frames:
+    """The frames the protocol has: chat's and those registered by the apps built on it."""
+
+    def __init__(self) -> None:
+        self.client: tuple[type[BaseClientFrame], ...] = CHAT_CLIENT_FRAMES
+        self.server: tuple[type[Any], ...] = ()
+        self.adapter = self._adapter()
+
+    def register(
+        self, client: Sequence[type[BaseClientFrame]], server: Sequence[type[Any]]
+    ) -> None:
+        self.client += tuple(frame for frame in client if frame not in self.client)
+        self.server += tuple(frame for frame in server if frame not in self.server)
+        self.adapter = self._adapter()
+
+    def _adapter(self) -> TypeAdapter[BaseClientFrame]:
+        members: Any = functools.reduce(operator.or_, self.client)
+        union: Any = Annotated[members, Field(discriminator="type")]
+        adapter: TypeAdapter[BaseClientFrame] = TypeAdapter(union)
+        return adapter
+
+
+_frames = _Frames()
+
+
+def register_frames(
+    *, client: Sequence[type[BaseClientFrame]] = (), server: Sequence[type[Any]] = ()
+) -> None:
+    """Add an app's frames to the protocol: ``client`` models are parsed like chat's own,
+    ``server`` TypedDicts (each with a ``type`` literal) are listed beside chat's. Called
+    from the app's ``AppConfig.ready()``; registering a frame again changes nothing."""
+    _frames.register(client, server)
+
+
+def client_frame_models() -> tuple[type[BaseClientFrame], ...]:
+    return _frames.client
+
+
+def client_frame_types() -> tuple[str, ...]:
+    return tuple(frame_type(model) for model in _frames.client)
+
+
+def registered_server_frames() -> tuple[type[Any], ...]:
+    """The server frame TypedDicts registered by the apps built on chat."""
+    return _frames.server
+
+
+def server_frame_types() -> tuple[str, ...]:
+    """Every server frame type: chat's own (SERVER_FRAME_TYPES), then registered ones."""
+    registered = (typing.get_type_hints(frame)["type"] for frame in _frames.server)
+    return SERVER_FRAME_TYPES + tuple(typing.get_args(hint)[0] for hint in registered)
+
+
+def frame_type(model: type[BaseClientFrame]) -> str:
+    """The ``type`` literal of a client frame model."""
+    (literal,) = typing.get_args(model.model_fields["type"].annotation)
+    if not isinstance(literal, str):
+        raise TypeError(f"{model.__name__}.type must be a string literal")
+    return literal
 
 
 class FrameError(Exception):
@@ -123,10 +171,10 @@ class FrameError(Exception):
         self.ref = ref
 
 
-def parse_client_frame(raw: str | bytes) -> ClientFrame:
+def parse_client_frame(raw: str | bytes) -> BaseClientFrame:
     """Parse and validate one client frame, or raise FrameError with a stable code."""
     try:
-        return _client_frame_adapter.validate_json(raw)
+        return _frames.adapter.validate_json(raw)
     except ValidationError as exc:
         ref = _salvage_ref(raw)
         first = exc.errors()[0]
@@ -136,7 +184,7 @@ def parse_client_frame(raw: str | bytes) -> ClientFrame:
         if kind in ("union_tag_invalid", "union_tag_not_found"):
             raise FrameError(
                 "unknown_frame_type",
-                f"Frame type must be one of: {', '.join(CLIENT_FRAME_TYPES)}.",
+                f"Frame type must be one of: {', '.join(client_frame_types())}.",
                 ref,
             ) from None
         if kind in ("model_type", "model_attributes_type", "dict_type"):
@@ -201,20 +249,6 @@ class SyncPageFrame(TypedDict):
     has_more: bool
 
 
-class PresenceFrame(TypedDict):
-    # Built by presence.services (its PresencePayload plus "type", which comes first).
-    type: Literal["presence"]
-    user_id: int
-    status: Literal["online", "offline"] | None
-    last_active_at: str | None
-
-
-class TypingEventFrame(TypedDict):
-    type: Literal["typing"]
-    conversation_id: int
-    user_id: int
-
-
 class ErrorFrame(TypedDict):
     type: Literal["error"]
     ref: str | None
@@ -238,9 +272,6 @@ SERVER_FRAME_TYPES = (
     "ok",
     "error",
     "pong",
-    "presence",
-    "presence.snapshot",
-    "typing",
 )
 
 

@@ -1,9 +1,12 @@
 """WebSocket URL routing."""
 
+from typing import Any, cast
+
 from django.urls import path
 
-from .consumers import ChatConsumer
+from .connection.consumer import ChatConsumer
 
 websocket_urlpatterns = [
-    path("ws/", ChatConsumer.as_asgi()),
+    # Channels' URLRouter takes ASGI applications through path(), typed for views.
+    path("ws/", cast(Any, ChatConsumer.as_asgi())),
 ]

@@ -18,35 +18,25 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Literal, TypedDict
 
 from django.conf import settings
 
 from accounts.models import Contact, User
 from chat import realtime
 from chat.models import ConversationKind, Membership
-from chat.protocol import PresenceFrame, TypingEventFrame
 from chat.services.conversations import UnknownConversation, member_ids
 from chat.services.payloads import iso
 from chatproject.errors import ServiceError
 
 from .backends import Lease, get_backend
+from .frames import PresenceFrame, Status, TypingEventFrame
+from .frames import PresencePayload as PresencePayload  # noqa: PLC0414 (REST's type too)
 from .models import Presence
 
 # Most users one REST query may ask about; most users a connection's snapshot covers.
 MAX_QUERY_USERS = 200
 MAX_WATCHED_USERS = 1_000
 SWEEP_BATCH = 1_000
-
-Status = Literal["online", "offline"]
-
-
-class PresencePayload(TypedDict):
-    user_id: int
-    # null: the user hides their presence, or is not related to the viewer.
-    status: Status | None
-    # online: when they came online (or now); offline: when last seen; null: unknown.
-    last_active_at: str | None
 
 
 class TooManyUsers(ServiceError):

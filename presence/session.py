@@ -20,12 +20,13 @@ import itertools
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
 
 import orjson
 from django.conf import settings
 
 from accounts.revocation import revoked_device_ids
+from chat.connection.extensions import ExtensionHost
+from chat.protocol import BaseClientFrame
 from chat.services.conversations import UnknownConversation
 from chatproject.db_threads import in_db_thread
 from chatproject.errors import RateLimited
@@ -33,6 +34,7 @@ from chatproject.per_loop import PerLoopRegistry
 
 from . import services
 from .backends import Lease
+from .frames import PresenceSnapshotFrame, TypingFrame, WatchFrame
 
 logger = logging.getLogger(__name__)
 
@@ -53,22 +55,15 @@ _connection_numbers = itertools.count(1)
 
 
 class PresenceSession:
-    """One connection's presence lease, its presence subscription and its typing limits."""
+    """One connection's presence lease, its presence subscription and its typing limits:
+    presence's extension of a chat connection (chat.connection.extensions)."""
 
-    def __init__(
-        self,
-        *,
-        user_id: int,
-        device_id: int,
-        on_timeout: Callable[[], Awaitable[None]],
-        on_revoked: Callable[[], Awaitable[None]],
-    ) -> None:
-        self.user_id = user_id
-        self.device_id = device_id
-        self.member = f"{device_id}/{_process_token}{next(_connection_numbers)}"
+    def __init__(self, host: ExtensionHost) -> None:
+        self.user_id = host.user_id
+        self.device_id = host.device_id
+        self.member = f"{host.device_id}/{_process_token}{next(_connection_numbers)}"
         self.last_frame = time.monotonic()
-        self._on_timeout = on_timeout
-        self._on_revoked = on_revoked
+        self._host = host
         self._started = False
         self._stopped = False
         self._opened_at = 0.0
@@ -114,10 +109,17 @@ class PresenceSession:
             logger.exception("presence: could not close the lease of user %s", self.user_id)
 
     async def time_out(self) -> None:
-        await self._on_timeout()
+        await self._host.close_silent()
 
     async def revoke(self) -> None:
-        await self._on_revoked()
+        await self._host.close_revoked()
+
+    async def handle(self, frame: BaseClientFrame) -> None:
+        """presence's client frames (presence.frames.CLIENT_FRAMES)."""
+        if isinstance(frame, WatchFrame):
+            await self.watch(frame.ref)
+        elif isinstance(frame, TypingFrame):
+            await self.typing(frame.conversation_id)
 
     # --- presence subscription -------------------------------------------------------------
     def accepts(self, frame: bytes) -> bool:
@@ -129,7 +131,7 @@ class PresenceSession:
             return False
         return self._watching
 
-    async def watch(self, ref: str | None, send: Callable[[bytes], None]) -> None:
+    async def watch(self, ref: str | None) -> None:
         """Send the snapshot, then the changes that happened while it was read, then live."""
         now = time.monotonic()
         wait = self._watched_at + WATCH_MIN_INTERVAL_SECONDS - now
@@ -141,9 +143,14 @@ class PresenceSession:
         held = self._held = []
         try:
             users = await in_db_thread(services.snapshot, self.user_id)
-            send(orjson.dumps({"type": "presence.snapshot", "ref": ref, "users": users}))
+            snapshot: PresenceSnapshotFrame = {
+                "type": "presence.snapshot",
+                "ref": ref,
+                "users": users,
+            }
+            self._host.send_bytes(orjson.dumps(snapshot))
             while held:
-                send(held.pop(0))
+                self._host.send_bytes(held.pop(0))
             self._watching = True
         finally:
             self._held = None  # also after a failure: nothing may be held forever

@@ -12,7 +12,7 @@ from channels.testing import WebsocketCommunicator
 from accounts import services as account_services
 from accounts import tokens, ws_auth
 from accounts.models import Device
-from chat import consumers
+from chat.connection import consumer
 from chat.services import sync
 from chatproject.asgi import application
 
@@ -35,7 +35,7 @@ async def test_thirty_sockets_connecting_at_once_share_a_few_queries(
         return sync.hello_states(devices)
 
     monkeypatch.setattr(ws_auth._device_for_token_coalesced, "batch_function", counted_tokens)
-    monkeypatch.setattr(consumers._hello_state_coalesced, "batch_function", counted_hello)
+    monkeypatch.setattr(consumer._hello_state_coalesced, "batch_function", counted_hello)
     people = await adb(users)(30)
     devices = [await ws_devices(person, "phone") for person in people]
     revoked = await ws_devices(people[0], "stolen")

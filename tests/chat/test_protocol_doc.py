@@ -52,9 +52,8 @@ def _sections(text: str) -> dict[str, str]:
 
 
 def _client_frame_models() -> list[type[BaseModel]]:
-    union = typing.get_args(protocol.ClientFrame)[0]
-    models = [member for member in typing.get_args(union) if issubclass(member, BaseModel)]
-    assert models, "could not read the members of chat.protocol.ClientFrame"
+    models: list[type[BaseModel]] = list(protocol.client_frame_models())
+    assert models, "could not read the client frame models of chat.protocol"
     return models
 
 
@@ -69,13 +68,13 @@ def test_protocol_doc_covers_every_frame_field_and_close_code() -> None:
     client = _sections(_part(text, "Client frames"))
     server = _sections(_part(text, "Server frames"))
 
-    missing_client = [t for t in protocol.CLIENT_FRAME_TYPES if t not in client]
+    missing_client = [t for t in protocol.client_frame_types() if t not in client]
     assert not missing_client, f"client frames without a ### section: {missing_client}"
-    missing_server = [t for t in protocol.SERVER_FRAME_TYPES if t not in server]
+    missing_server = [t for t in protocol.server_frame_types() if t not in server]
     assert not missing_server, f"server frames without a ### section: {missing_server}"
 
     models = _client_frame_models()
-    assert sorted(_frame_type(m) for m in models) == sorted(protocol.CLIENT_FRAME_TYPES)
+    assert sorted(_frame_type(m) for m in models) == sorted(protocol.client_frame_types())
     for model in models:
         section = client[_frame_type(model)]
         undocumented = [name for name in model.model_fields if f"`{name}`" not in section]
@@ -113,7 +112,7 @@ def _object_table(server_part: str, title: str) -> str:
 def _typed_server_frames() -> dict[str, set[str]]:
     """Frame type -> fields, for the server frames that have a TypedDict in chat.protocol."""
     typed: dict[str, set[str]] = {}
-    for value in vars(protocol).values():
+    for value in [*vars(protocol).values(), *protocol.registered_server_frames()]:
         if isinstance(value, type) and typing.is_typeddict(value):
             hints = typing.get_type_hints(value)
             if "type" in hints:
@@ -255,9 +254,9 @@ async def test_protocol_doc_lists_exactly_the_fields_of_every_server_frame(
     typed = _typed_server_frames()
 
     problems = []
-    never_seen = [t for t in protocol.SERVER_FRAME_TYPES if not capture.frames[t]]
+    never_seen = [t for t in protocol.server_frame_types() if not capture.frames[t]]
     assert not never_seen, f"the session did not produce: {never_seen}"
-    for frame_type in protocol.SERVER_FRAME_TYPES:
+    for frame_type in protocol.server_frame_types():
         real = typed.get(frame_type, set()) | capture.fields(frame_type)
         documented = _documented_fields(sections[frame_type])
         if real - documented:
@@ -329,11 +328,11 @@ async def test_flood_strikes_are_forgiven_once_the_client_slows_down(
 ) -> None:
     """docs/protocol.md, "Closing": the socket is closed after ABUSE_CLOSE_AFTER dropped
     frames *in a row*; a client that pauses until its burst is back starts again at zero."""
-    from chat import consumers
+    from chat.connection import flood
 
     now = [1_000.0]
     # The flood bucket's clock only (not asyncio's): frozen, then moved on by hand.
-    monkeypatch.setattr(consumers, "time", SimpleNamespace(monotonic=lambda: now[0]))
+    monkeypatch.setattr(flood, "time", SimpleNamespace(monotonic=lambda: now[0]))
     device = await ws_devices(await adb(make_user)())
     await device.connect(sync=False)
 
@@ -342,11 +341,11 @@ async def test_flood_strikes_are_forgiven_once_the_client_slows_down(
             await device.send({"type": "ping", "ref": str(index)})
         return [(await device.receive())["type"] for _ in range(frames)]
 
-    strikes = consumers.ABUSE_CLOSE_AFTER - 1
+    strikes = flood.ABUSE_CLOSE_AFTER - 1
     for _ in range(3):  # three times 49 strikes: more than 50 in the connection's life
-        replies = await burst(int(consumers.FRAME_BURST) + strikes)
+        replies = await burst(int(flood.FRAME_BURST) + strikes)
         assert replies.count("error") == strikes
-        now[0] += consumers.FRAME_BURST / consumers.FRAME_RATE_PER_SECOND  # the burst refills
+        now[0] += flood.FRAME_BURST / flood.FRAME_RATE_PER_SECOND  # the burst refills
     await device.send({"type": "ping", "ref": "still open"})
     assert (await device.receive())["ref"] == "still open"
     said = _sentence(_part(DOC.read_text(encoding="utf-8"), "Closing"), "The count of dropped")
