@@ -3,15 +3,17 @@ tests/chat/test_protocol_doc.py checks the document against these definitions).
 
 Client frames are validated with pydantic: a frame that fails validation gets an ``error``
 frame with a stable ``code`` and the client's ``ref`` echoed, and nothing happens.
-Server frames are plain dicts shaped by the TypedDicts below, serialized with orjson.
+Server frames are plain dicts shaped by TypedDicts (chat/frames.py for chat's, below for
+presence's and ``error``), serialized with orjson.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, NotRequired, TypedDict
+from typing import Annotated, Literal, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from chat import frames
 from chatproject.limits import MAX_CLIENT_MSG_ID_LENGTH, MAX_ID, SYNC_PAGE_DEFAULT, SYNC_PAGE_MAX
 
 Ref = Annotated[str, Field(max_length=64)]
@@ -157,48 +159,12 @@ def _salvage_ref(raw: str | bytes) -> str | None:
 
 
 # --- Server frames --------------------------------------------------------------------------
-
-
-class MessagePayload(TypedDict):
-    id: int
-    conversation_id: int
-    sender_id: int
-    client_msg_id: str
-    text: str
-    length: int  # of the full text, in characters (Unicode code points)
-    truncated: bool  # text is a preview; fetch the full body with a "fetch" frame or REST
-    created_at: str
-    edited_at: str | None
-    deleted: bool
-
-
-class HelloFrame(TypedDict):
-    type: Literal["hello"]
-    user_id: int
-    device_id: int
-    last_seq: int
-    delivered_seq: int
-    heartbeat_interval: int
-    max_text_length: int
-
-
-class SentFrame(TypedDict):
-    type: Literal["sent"]
-    ref: str | None
-    client_msg_id: str
-    conversation_id: int
-    message_id: int
-    seq: NotRequired[int]  # absent when the reply is out of the stream (not live yet)
-    created_at: str
-    duplicate: bool
-
-
-class SyncPageFrame(TypedDict):
-    type: Literal["sync.page"]
-    ref: str | None
-    events: list[dict[str, Any]]
-    last_seq: int
-    has_more: bool
+# Chat's server frames and their builders are in chat/frames.py (re-exported here for the
+# callers that name them as protocol.X); presence's frames and the error frame stay here.
+MessagePayload = frames.MessagePayload
+HelloFrame = frames.HelloFrame
+SentFrame = frames.SentFrame
+SyncPageFrame = frames.SyncPageFrame
 
 
 class PresenceFrame(TypedDict):
