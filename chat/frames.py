@@ -156,26 +156,28 @@ def message_deleted(message: StoredMessage, *, full: bool = True) -> MessageDele
     return {"type": "message.deleted", "message": message_payload(message, full=full)}
 
 
+class _MembershipChange(TypedDict):
+    conversation: ConversationPayload
+    user_ids: list[int]
+    actor_id: int
+
+
 def member_added(
     conversation: ConversationPayload, *, user_ids: list[int], actor_id: int
 ) -> MemberAddedFrame:
-    return {
-        "type": "member.added",
-        "conversation": conversation,
-        "user_ids": user_ids,
-        "actor_id": actor_id,
-    }
+    return {"type": "member.added", **_change(conversation, user_ids, actor_id)}
 
 
 def member_removed(
     conversation: ConversationPayload, *, user_ids: list[int], actor_id: int
 ) -> MemberRemovedFrame:
-    return {
-        "type": "member.removed",
-        "conversation": conversation,
-        "user_ids": user_ids,
-        "actor_id": actor_id,
-    }
+    return {"type": "member.removed", **_change(conversation, user_ids, actor_id)}
+
+
+def _change(
+    conversation: ConversationPayload, user_ids: list[int], actor_id: int
+) -> _MembershipChange:
+    return {"conversation": conversation, "user_ids": user_ids, "actor_id": actor_id}
 
 
 def conversation_updated(
@@ -231,21 +233,19 @@ class ReceiptFrame(TypedDict):
 
 
 def receipt_delivered(*, conversation_id: int, user_id: int, delivered_id: int) -> ReceiptFrame:
-    return {
-        "type": "receipt",
-        "conversation_id": conversation_id,
-        "user_id": user_id,
-        "delivered_id": delivered_id,
-    }
+    frame = _receipt(conversation_id, user_id)
+    frame["delivered_id"] = delivered_id
+    return frame
 
 
 def receipt_read(*, conversation_id: int, user_id: int, read_id: int) -> ReceiptFrame:
-    return {
-        "type": "receipt",
-        "conversation_id": conversation_id,
-        "user_id": user_id,
-        "read_id": read_id,
-    }
+    frame = _receipt(conversation_id, user_id)
+    frame["read_id"] = read_id
+    return frame
+
+
+def _receipt(conversation_id: int, user_id: int) -> ReceiptFrame:
+    return {"type": "receipt", "conversation_id": conversation_id, "user_id": user_id}
 
 
 # --- replies to client frames (built from the shared answers in chat.replies) -------------
