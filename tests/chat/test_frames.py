@@ -13,6 +13,7 @@ from django.test import override_settings
 from rest_framework.test import APIClient
 
 from accounts.models import User
+from chat.models import Conversation
 from chat.services import conversations, messages
 
 from .conftest import WsDevice
@@ -41,13 +42,20 @@ async def _live_until(device: WsDevice, frame_type: str) -> list[dict[str, Any]]
             return frames
 
 
-async def test_every_live_stream_event_is_replayed_identically_by_a_sync_page(
+async def _bob_live_in_a_direct_with_alice(
     users: Callable[[int], list[User]], ws_devices: Any
-) -> None:
+) -> tuple[User, User, Conversation, WsDevice]:
     alice, bob = await adb(users)(2)
     direct, _ = await adb(conversations.get_or_create_direct)(alice, bob.pk)
     b1 = await ws_devices(bob, "b1")
     await b1.connect()
+    return alice, bob, direct, b1
+
+
+async def test_every_live_stream_event_is_replayed_identically_by_a_sync_page(
+    users: Callable[[int], list[User]], ws_devices: Any
+) -> None:
+    alice, bob, direct, b1 = await _bob_live_in_a_direct_with_alice(users, ws_devices)
 
     first = await adb(messages.send_message)(
         sender_id=alice.pk, conversation_id=direct.pk, client_msg_id="m1", text="first"
@@ -86,10 +94,7 @@ async def test_every_live_stream_event_is_replayed_identically_by_a_sync_page(
 async def test_a_long_message_is_a_preview_live_and_in_full_in_the_sync_page(
     users: Callable[[int], list[User]], ws_devices: Any
 ) -> None:
-    alice, bob = await adb(users)(2)
-    direct, _ = await adb(conversations.get_or_create_direct)(alice, bob.pk)
-    b1 = await ws_devices(bob, "b1")
-    await b1.connect()
+    alice, bob, direct, b1 = await _bob_live_in_a_direct_with_alice(users, ws_devices)
     text = "a fairly long message"
 
     await adb(messages.send_message)(
