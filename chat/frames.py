@@ -14,6 +14,7 @@ defined in chat/protocol.py.
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, NotRequired, TypedDict, cast
@@ -213,8 +214,19 @@ def stored_payload(frame: StoredEventFrame) -> dict[str, Any]:
     return {name: value for name, value in frame.items() if name != "type"}
 
 
+# The declared field order of each stored event: PostgreSQL's jsonb does not keep the order
+# a payload was written in; a replay lists its fields as the live frame does (the nested
+# conversation object keeps whatever order the database returns).
+_STORED_FIELDS = {
+    typing.get_args(hints["type"])[0]: tuple(hints)
+    for hints in map(typing.get_type_hints, typing.get_args(StoredEventFrame))
+}
+
+
 def stored_event(kind: str, payload: Mapping[str, Any]) -> StoredEventFrame:
-    return cast(StoredEventFrame, {"type": kind, **payload})
+    frame = {"type": kind, **payload}
+    ordered = {name: frame[name] for name in _STORED_FIELDS.get(kind, ()) if name in frame}
+    return cast(StoredEventFrame, {**ordered, **frame})
 
 
 def sync_event(seq: int, frame: MessageFrame | StoredEventFrame) -> SyncEvent:

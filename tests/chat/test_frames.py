@@ -87,7 +87,7 @@ async def test_every_live_stream_event_is_replayed_identically_by_a_sync_page(
     assert {frame["type"] for frame in live} == STREAM_KINDS
     for frame in live:
         assert replayed[frame["seq"]] == frame
-        assert list(replayed[frame["seq"]]) == list(frame)  # the same fields, in order
+        assert list(replayed[frame["seq"]]) == list(frame)  # the same fields, in order (jsonb too)
 
 
 @override_settings(LIVE_EVENT_FULL_TEXT_LIMIT=10)
