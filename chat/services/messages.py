@@ -39,7 +39,7 @@ from chat.store.base import (
     StoredMessage,
 )
 from chatproject.errors import Forbidden, NotFound, ServiceError
-from chatproject.limits import MAX_CLIENT_MSG_ID_LENGTH
+from chatproject.limits import HISTORY_PAGE_MAX, MAX_CLIENT_MSG_ID_LENGTH
 from chatproject.text import is_blank, unstorable_text_problem
 
 from .conversations import UnknownConversation, access_conversation, member_ids, member_ids_of
@@ -426,5 +426,5 @@ def history_page(
 ) -> list[StoredMessage]:
     access_conversation(user_id, conversation_id)
     return get_message_store().page_conversation(
-        conversation_id, before=before, after=after, limit=min(limit, 100)
+        conversation_id, before=before, after=after, limit=min(limit, HISTORY_PAGE_MAX)
     )
