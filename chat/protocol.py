@@ -5,7 +5,8 @@ Client frames are validated with pydantic: a frame that fails validation gets an
 frame with a stable ``code`` and the client's ``ref`` echoed, and nothing happens. Apps
 built on chat add their own frames with :func:`register_frames` (presence: ``watch``,
 ``typing``, ``presence``, ``presence.snapshot``), so chat never imports them.
-Server frames are plain dicts shaped by the TypedDicts below, serialized with orjson.
+Server frames are plain dicts shaped by TypedDicts (chat/frames.py for chat's, below for
+``error``), serialized with orjson.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import functools
 import operator
 import typing
 from collections.abc import Sequence
-from typing import Annotated, Any, Literal, NotRequired, TypedDict
+from typing import Annotated, Any, Literal, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
@@ -205,48 +206,8 @@ def _salvage_ref(raw: str | bytes) -> str | None:
 
 
 # --- Server frames --------------------------------------------------------------------------
-
-
-class MessagePayload(TypedDict):
-    id: int
-    conversation_id: int
-    sender_id: int
-    client_msg_id: str
-    text: str
-    length: int  # of the full text, in characters (Unicode code points)
-    truncated: bool  # text is a preview; fetch the full body with a "fetch" frame or REST
-    created_at: str
-    edited_at: str | None
-    deleted: bool
-
-
-class HelloFrame(TypedDict):
-    type: Literal["hello"]
-    user_id: int
-    device_id: int
-    last_seq: int
-    delivered_seq: int
-    heartbeat_interval: int
-    max_text_length: int
-
-
-class SentFrame(TypedDict):
-    type: Literal["sent"]
-    ref: str | None
-    client_msg_id: str
-    conversation_id: int
-    message_id: int
-    seq: NotRequired[int]  # absent when the reply is out of the stream (not live yet)
-    created_at: str
-    duplicate: bool
-
-
-class SyncPageFrame(TypedDict):
-    type: Literal["sync.page"]
-    ref: str | None
-    events: list[dict[str, Any]]
-    last_seq: int
-    has_more: bool
+# Chat's server frames and their builders are in chat/frames.py; apps built on chat
+# register theirs (register_frames). The error frame is every transport's, so it is here.
 
 
 class ErrorFrame(TypedDict):

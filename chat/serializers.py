@@ -8,7 +8,15 @@ from django.core.validators import ProhibitNullCharactersValidator
 from rest_framework import serializers
 from rest_framework.validators import ProhibitSurrogateCharactersValidator
 
-from chatproject.limits import MAX_CLIENT_MSG_ID_LENGTH, MAX_ID
+from chatproject.api.query import QuerySerializer
+from chatproject.limits import (
+    HISTORY_PAGE_DEFAULT,
+    HISTORY_PAGE_MAX,
+    MAX_CLIENT_MSG_ID_LENGTH,
+    MAX_ID,
+    SYNC_PAGE_DEFAULT,
+    SYNC_PAGE_MAX,
+)
 from chatproject.text import validate_name
 
 
@@ -138,3 +146,34 @@ class SyncPageSerializer(serializers.Serializer[Any]):
     events = serializers.ListField(child=serializers.DictField())
     last_seq = serializers.IntegerField()
     has_more = serializers.BooleanField()
+
+
+# --- query parameters -------------------------------------------------------------------
+
+
+class HistoryQuerySerializer(QuerySerializer):
+    before = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=MAX_ID,
+        help_text="Messages with smaller ids (older).",
+    )
+    after = serializers.IntegerField(
+        required=False, min_value=0, max_value=MAX_ID, help_text="Messages with larger ids (newer)."
+    )
+    limit = serializers.IntegerField(
+        required=False, default=HISTORY_PAGE_DEFAULT, min_value=1, max_value=HISTORY_PAGE_MAX
+    )
+
+
+class SyncQuerySerializer(QuerySerializer):
+    after = serializers.IntegerField(
+        required=False,
+        default=0,
+        min_value=0,
+        max_value=MAX_ID,
+        help_text="Events with larger seqs.",
+    )
+    limit = serializers.IntegerField(
+        required=False, default=SYNC_PAGE_DEFAULT, min_value=1, max_value=SYNC_PAGE_MAX
+    )

@@ -5,18 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.utils import extend_schema
-from rest_framework import status
+from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.authentication import request_user
 from accounts.models import User
+from chat import replies
+from chat.frames import message_payload
 from chat.services import conversations, messages, sync
-from chat.services.payloads import message_payload
+from chatproject.api.pagination import HasMorePagination
 from chatproject.api.schema import errors, integer_parameter
 from chatproject.errors import NotFound
-from chatproject.limits import MAX_ID, SYNC_PAGE_DEFAULT, SYNC_PAGE_MAX
+from chatproject.limits import CONVERSATION_PAGE_DEFAULT, CONVERSATION_PAGE_MAX
 
 from .serializers import (
     AddMembersSerializer,
@@ -24,6 +26,7 @@ from .serializers import (
     ConversationSerializer,
     CreateConversationSerializer,
     EditSerializer,
+    HistoryQuerySerializer,
     MessagePageSerializer,
     MessageSerializer,
     ReadSerializer,
@@ -31,25 +34,21 @@ from .serializers import (
     SendSerializer,
     SentSerializer,
     SyncPageSerializer,
+    SyncQuerySerializer,
     UpdateConversationSerializer,
 )
 
 
-def _int_param(
-    request: Request, name: str, *, default: int | None = None, low: int = 0, high: int = MAX_ID
-) -> int | None:
-    from rest_framework.exceptions import ValidationError
+def _body(serializer: type[serializers.Serializer[Any]], request: Request) -> dict[str, Any]:
+    """The request body, validated (a 400 ``validation_error`` otherwise)."""
+    data = serializer(data=request.data)
+    data.is_valid(raise_exception=True)
+    return dict(data.validated_data)
 
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValidationError({name: ["A whole number is required."]}) from None
-    if not low <= value <= high:
-        raise ValidationError({name: [f"Must be between {low} and {high}."]})
-    return value
+
+class ConversationPagination(HasMorePagination):
+    default_limit = CONVERSATION_PAGE_DEFAULT
+    max_limit = CONVERSATION_PAGE_MAX
 
 
 class ChatView(APIView):
@@ -65,7 +64,12 @@ def _summary(user: User, conversation_id: int) -> dict[str, Any]:
 class ConversationListView(ChatView):
     @extend_schema(
         parameters=[
-            integer_parameter("limit", minimum=1, maximum=200, default=50),
+            integer_parameter(
+                "limit",
+                minimum=1,
+                maximum=ConversationPagination.max_limit,
+                default=ConversationPagination.default_limit,
+            ),
             integer_parameter("offset", default=0),
         ],
         responses={200: ConversationPageSerializer},
@@ -73,13 +77,11 @@ class ConversationListView(ChatView):
         summary="The user's conversations, latest activity first",
     )
     def get(self, request: Request) -> Response:
-        limit = _int_param(request, "limit", default=50, low=1, high=200) or 50
-        offset = _int_param(request, "offset", default=0) or 0
-        page = list(
-            conversations.memberships_of(request_user(request))[offset : offset + limit + 1]
+        paginator = ConversationPagination()
+        page = paginator.paginate_queryset(
+            conversations.memberships_of(request_user(request)), request, self
         )
-        body = conversations.summaries(page[:limit])
-        return Response({"results": body, "has_more": len(page) > limit})
+        return paginator.get_paginated_response(conversations.summaries(page))
 
     @extend_schema(
         request=CreateConversationSerializer,
@@ -91,9 +93,7 @@ class ConversationListView(ChatView):
         summary="Start a direct conversation or create a group",
     )
     def post(self, request: Request) -> Response:
-        data = CreateConversationSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        values = data.validated_data
+        values = _body(CreateConversationSerializer, request)
         user = request_user(request)
         if values["kind"] == "direct":
             conversation, created = conversations.get_or_create_direct(user, values["user_id"])
@@ -122,13 +122,12 @@ class ConversationDetailView(ChatView):
         summary="Rename a group, or mute/unmute for yourself",
     )
     def patch(self, request: Request, conversation_id: int) -> Response:
-        data = UpdateConversationSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
+        values = _body(UpdateConversationSerializer, request)
         user = request_user(request)
-        if "name" in data.validated_data:
-            conversations.rename_group(user, conversation_id, data.validated_data["name"])
-        if "muted" in data.validated_data:
-            conversations.set_muted(user, conversation_id, muted=data.validated_data["muted"])
+        if "name" in values:
+            conversations.rename_group(user, conversation_id, values["name"])
+        if "muted" in values:
+            conversations.set_muted(user, conversation_id, muted=values["muted"])
         return Response(_summary(user, conversation_id))
 
 
@@ -139,10 +138,9 @@ class MemberListView(ChatView):
         summary="Add members to a group",
     )
     def post(self, request: Request, conversation_id: int) -> Response:
-        data = AddMembersSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
         user = request_user(request)
-        conversations.add_members(user, conversation_id, data.validated_data["user_ids"])
+        user_ids = _body(AddMembersSerializer, request)["user_ids"]
+        conversations.add_members(user, conversation_id, user_ids)
         return Response(_summary(user, conversation_id))
 
 
@@ -159,26 +157,21 @@ class MemberDetailView(ChatView):
 
 class MessageListView(ChatView):
     @extend_schema(
-        parameters=[
-            integer_parameter(
-                "before", minimum=1, description="Messages with smaller ids (older)."
-            ),
-            integer_parameter("after", description="Messages with larger ids (newer)."),
-            integer_parameter("limit", minimum=1, maximum=100, default=50),
-        ],
+        parameters=[HistoryQuerySerializer],
         responses={200: MessagePageSerializer},
         operation_id="v1_conversations_messages_list",
         summary="A page of history, newest first",
     )
     def get(self, request: Request, conversation_id: int) -> Response:
+        query = HistoryQuerySerializer.parse(request)
         page = messages.history_page(
             request_user(request).pk,
             conversation_id,
-            before=_int_param(request, "before", low=1),
-            after=_int_param(request, "after", low=0),
-            limit=_int_param(request, "limit", default=50, low=1, high=100) or 50,
+            before=query.get("before"),
+            after=query.get("after"),
+            limit=query["limit"],
         )
-        return Response({"results": [message_payload(m) for m in page]})
+        return Response({"results": replies.messages_body(page)})
 
     @extend_schema(
         request=SendSerializer,
@@ -186,21 +179,16 @@ class MessageListView(ChatView):
         summary="Send a message",
     )
     def post(self, request: Request, conversation_id: int) -> Response:
-        data = SendSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
+        values = _body(SendSerializer, request)
         result = messages.send_message(
             sender_id=request_user(request).pk,
             conversation_id=conversation_id,
-            client_msg_id=data.validated_data["client_msg_id"],
-            text=data.validated_data["text"],
+            client_msg_id=values["client_msg_id"],
+            text=values["text"],
         )
-        body = {
-            "message": message_payload(result.message),
-            "seq": result.seq,
-            "duplicate": result.duplicate,
-        }
         return Response(
-            body, status=status.HTTP_200_OK if result.duplicate else status.HTTP_201_CREATED
+            replies.sent_body(result),
+            status=status.HTTP_200_OK if result.duplicate else status.HTTP_201_CREATED,
         )
 
 
@@ -210,7 +198,7 @@ class MessageDetailView(ChatView):
         found = messages.fetch_messages(request_user(request).pk, [message_id])
         if not found:
             raise NotFound("No such message.", code="unknown_message")
-        return Response(message_payload(found[0]))
+        return Response(replies.messages_body(found)[0])
 
     @extend_schema(
         request=EditSerializer,
@@ -218,12 +206,9 @@ class MessageDetailView(ChatView):
         summary="Edit your message",
     )
     def patch(self, request: Request, message_id: int) -> Response:
-        data = EditSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
+        text = _body(EditSerializer, request)["text"]
         edited = messages.edit_message(
-            user_id=request_user(request).pk,
-            message_id=message_id,
-            text=data.validated_data["text"],
+            user_id=request_user(request).pk, message_id=message_id, text=text
         )
         return Response(message_payload(edited))
 
@@ -244,34 +229,23 @@ class ReadView(ChatView):
         summary="Mark read up to a message",
     )
     def post(self, request: Request, conversation_id: int) -> Response:
-        data = ReadSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
         membership = sync.mark_read(
             user_id=request_user(request).pk,
             conversation_id=conversation_id,
-            message_id=data.validated_data["message_id"],
+            message_id=_body(ReadSerializer, request)["message_id"],
         )
-        return Response(
-            {"last_read_id": membership.last_read_id, "unread_count": membership.unread_count}
-        )
+        return Response(replies.read_state(membership))
 
 
 class SyncView(ChatView):
     @extend_schema(
-        parameters=[
-            integer_parameter("after", default=0, description="Events with larger seqs."),
-            integer_parameter("limit", minimum=1, maximum=SYNC_PAGE_MAX, default=SYNC_PAGE_DEFAULT),
-        ],
+        parameters=[SyncQuerySerializer],
         responses={200: SyncPageSerializer},
         summary="A page of the user's sync queue after a cursor (for clients without a socket)",
     )
     def get(self, request: Request) -> Response:
+        query = SyncQuerySerializer.parse(request)
         page = sync.sync_page(
-            request_user(request).pk,
-            after_seq=_int_param(request, "after", default=0) or 0,
-            limit=_int_param(request, "limit", default=SYNC_PAGE_DEFAULT, low=1, high=SYNC_PAGE_MAX)
-            or SYNC_PAGE_DEFAULT,
+            request_user(request).pk, after_seq=query["after"], limit=query["limit"]
         )
-        return Response(
-            {"events": page.events, "last_seq": page.last_seq, "has_more": page.has_more}
-        )
+        return Response(replies.sync_page_body(page))

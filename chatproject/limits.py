@@ -17,3 +17,11 @@ MAX_CLIENT_MSG_ID_LENGTH = 64
 # A page of sync events (the ``sync`` frame and GET /api/v1/sync).
 SYNC_PAGE_DEFAULT = 200
 SYNC_PAGE_MAX = 500
+
+# A page of history (GET /api/v1/conversations/{id}/messages), newest first.
+HISTORY_PAGE_DEFAULT = 50
+HISTORY_PAGE_MAX = 100
+
+# A page of the conversation list (GET /api/v1/conversations), by limit and offset.
+CONVERSATION_PAGE_DEFAULT = 50
+CONVERSATION_PAGE_MAX = 200

@@ -16,10 +16,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
-from django.conf import settings
 
 from accounts.models import Device, User
-from chat import protocol
+from chat import frames, protocol
 from chat.outbox import AsgiSend, Outbox
 from chat.services import sync as sync_service
 from chatproject.coalesce import PerLoop
@@ -87,16 +86,11 @@ class ChatConsumer:
             last_seq=last_seq,
             delivered_seq=delivered,
         )
-        hello: protocol.HelloFrame = {
-            "type": "hello",
-            "user_id": user.pk,
-            "device_id": device.pk,
-            "last_seq": last_seq,
-            "delivered_seq": delivered,
-            "heartbeat_interval": settings.PRESENCE_HEARTBEAT_INTERVAL,
-            "max_text_length": settings.MAX_MESSAGE_LENGTH,
-        }
-        connection.send_frame(hello)
+        connection.send_frame(
+            frames.hello(
+                user_id=user.pk, device_id=device.pk, last_seq=last_seq, delivered_seq=delivered
+            )
+        )
         self.connection = connection
         await connection.open()
 

@@ -14,12 +14,11 @@ from typing import Any, Protocol
 import orjson
 
 from accounts.revocation import DeviceRevoked
-from chat import protocol
+from chat import frames, protocol, replies
 from chat.send_batcher import send_coalesced
 from chat.services import messages as message_service
 from chat.services import sync as sync_service
 from chat.services.messages import SendRequest
-from chat.services.payloads import iso, message_payload
 from chatproject.db_threads import in_db_thread
 from chatproject.errors import RateLimited, ServiceError
 
@@ -104,7 +103,7 @@ class FrameRouter:
 
     # --- one handler per client frame type -------------------------------------------------
     async def handle_ping(self, frame: protocol.PingFrame) -> None:
-        self._host.send_frame({"type": "pong", "ref": frame.ref})
+        self._host.send_frame(frames.pong(frame.ref))
 
     async def handle_send(self, frame: protocol.SendFrame) -> None:
         result = await send_coalesced(
@@ -116,16 +115,7 @@ class FrameRouter:
                 text=frame.text,
             )
         )
-        sent: protocol.SentFrame = {
-            "type": "sent",
-            "ref": frame.ref,
-            "client_msg_id": frame.client_msg_id,
-            "conversation_id": result.message.conversation_id,
-            "message_id": result.message.id,
-            "seq": result.seq,
-            "created_at": iso(result.message.created_at) or "",
-            "duplicate": result.duplicate,
-        }
+        sent = replies.sent_frame(frame.ref, result)
         if result.duplicate:
             self._host.send_frame(sent)
         elif self._stream.live and result.seq > self._stream.cursor:
@@ -143,14 +133,7 @@ class FrameRouter:
         page = await in_db_thread(
             sync_service.sync_page, self._host.user_id, after_seq=after, limit=frame.limit
         )
-        reply: protocol.SyncPageFrame = {
-            "type": "sync.page",
-            "ref": frame.ref,
-            "events": page.events,
-            "last_seq": page.last_seq,
-            "has_more": page.has_more,
-        }
-        self._host.send_frame(reply)
+        self._host.send_frame(replies.sync_page_frame(frame.ref, page))
         self._stream.synced(page.last_seq, has_more=page.has_more)
 
     async def handle_ack(self, frame: protocol.AckFrame) -> None:
@@ -163,14 +146,7 @@ class FrameRouter:
             conversation_id=frame.conversation_id,
             message_id=frame.message_id,
         )
-        self._host.send_frame(
-            {
-                "type": "ok",
-                "ref": frame.ref,
-                "last_read_id": membership.last_read_id,
-                "unread_count": membership.unread_count,
-            }
-        )
+        self._host.send_frame(replies.read_ok(frame.ref, membership))
 
     async def handle_edit(self, frame: protocol.EditFrame) -> None:
         await in_db_thread(
@@ -179,18 +155,16 @@ class FrameRouter:
             message_id=frame.message_id,
             text=frame.text,
         )
-        self._host.send_frame({"type": "ok", "ref": frame.ref})
+        self._host.send_frame(frames.ok(frame.ref))
 
     async def handle_delete(self, frame: protocol.DeleteFrame) -> None:
         await in_db_thread(
             message_service.delete_message, user_id=self._host.user_id, message_id=frame.message_id
         )
-        self._host.send_frame({"type": "ok", "ref": frame.ref})
+        self._host.send_frame(frames.ok(frame.ref))
 
     async def handle_fetch(self, frame: protocol.FetchFrame) -> None:
         found = await in_db_thread(
             message_service.fetch_messages, self._host.user_id, list(frame.message_ids)
         )
-        self._host.send_frame(
-            {"type": "messages", "ref": frame.ref, "messages": [message_payload(m) for m in found]}
-        )
+        self._host.send_frame(replies.messages_frame(frame.ref, found))

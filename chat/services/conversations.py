@@ -3,7 +3,8 @@ members and roles. Membership changes are events in every affected user's sync q
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -11,14 +12,12 @@ from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 
 from accounts.models import User
-from chat import realtime
+from chat import frames, realtime
 from chat.models import Conversation, ConversationKind, Membership, Role
 from chat.store import get_message_store
-from chat.store.base import EventKind, NewEvent
+from chat.store.base import NewEvent
 from chatproject.errors import Forbidden, NotFound, ServiceError
 from chatproject.text import name_problem
-
-from .payloads import conversation_payload
 
 
 class UnknownConversation(NotFound):
@@ -73,18 +72,24 @@ def _active_users(user_ids: Iterable[int], *, field: str = "member_ids") -> list
 
 
 def _notify(
-    kind: str, conversation: Conversation, *, recipients: Sequence[int], extra: dict[str, Any]
+    build: Callable[[frames.ConversationPayload], frames.StoredEventFrame],
+    conversation: Conversation,
+    *,
+    recipients: Sequence[int],
 ) -> None:
-    """Append the event to each recipient's sync queue and publish it live after commit."""
+    """Append the event (``build`` makes its frame from the conversation as it is now) to
+    each recipient's sync queue and publish it live after commit."""
     members = member_ids(conversation.pk)
-    payload = {"conversation": conversation_payload(conversation, member_ids=members), **extra}
+    frame = build(frames.conversation_payload(conversation, member_ids=members))
+    payload = frames.stored_payload(frame)
     seqs = get_message_store().append_events(
         [
-            NewEvent(user_id=u, kind=kind, conversation_id=conversation.pk, payload=payload)
+            NewEvent(
+                user_id=u, kind=frame["type"], conversation_id=conversation.pk, payload=payload
+            )
             for u in recipients
         ]
     )
-    frame = {"type": kind, **payload}
     transaction.on_commit(lambda: realtime.publish(list(recipients), frame, seqs=seqs))
 
 
@@ -109,10 +114,9 @@ def get_or_create_direct(user: User, other_id: int) -> tuple[Conversation, bool]
                 ]
             )
             _notify(
-                EventKind.MEMBER_ADDED,
+                partial(frames.member_added, user_ids=[low, high], actor_id=user.pk),
                 conversation,
                 recipients=[low, high],
-                extra={"user_ids": [low, high], "actor_id": user.pk},
             )
     except IntegrityError:  # created concurrently by the other user
         return Conversation.objects.get(direct_key=key), False
@@ -148,10 +152,9 @@ def create_group(creator: User, *, name: str, member_ids_: Iterable[int]) -> Con
             ]
         )
         _notify(
-            EventKind.MEMBER_ADDED,
+            partial(frames.member_added, user_ids=members, actor_id=creator.pk),
             conversation,
             recipients=members,
-            extra={"user_ids": members, "actor_id": creator.pk},
         )
     return conversation
 
@@ -208,10 +211,9 @@ def add_members(
             ]
         )
         _notify(
-            EventKind.MEMBER_ADDED,
+            partial(frames.member_added, user_ids=new, actor_id=actor.pk),
             conversation,
             recipients=sorted(current | set(new)),
-            extra={"user_ids": new, "actor_id": actor.pk},
         )
     return new
 
@@ -242,10 +244,9 @@ def remove_member(
         if membership.role == Role.OWNER:
             _hand_over_ownership(conversation)
         _notify(
-            EventKind.MEMBER_REMOVED,
+            partial(frames.member_removed, user_ids=[user_id], actor_id=actor.pk),
             conversation,
             recipients=before,
-            extra={"user_ids": [user_id], "actor_id": actor.pk},
         )
 
 
@@ -267,10 +268,9 @@ def rename_group(
         conversation.name = name[:100]
         conversation.save(update_fields=["name"])
         _notify(
-            EventKind.CONVERSATION_UPDATED,
+            partial(frames.conversation_updated, actor_id=actor.pk),
             conversation,
             recipients=member_ids(conversation.pk),
-            extra={"actor_id": actor.pk},
         )
     return conversation
 
@@ -294,7 +294,7 @@ def memberships_of(user: User) -> QuerySet[Membership]:
 def summaries(memberships: list[Membership], *, with_members: bool = False) -> list[dict[str, Any]]:
     """Conversation list entries: the conversation, the user's read state, the last message
     (one store lookup for the whole page) and, optionally, every member's read position."""
-    from .payloads import membership_payload, message_payload
+    from .payloads import membership_payload
 
     last_ids = [
         m.conversation.last_message_id for m in memberships if m.conversation.last_message_id
@@ -313,8 +313,8 @@ def summaries(memberships: list[Membership], *, with_members: bool = False) -> l
         conversation = membership.conversation
         last = last_messages.get(conversation.last_message_id)
         entry = {
-            **conversation_payload(conversation),
-            "last_message": message_payload(last, full=False) if last else None,
+            **frames.conversation_payload(conversation),
+            "last_message": frames.message_payload(last, full=False) if last else None,
             "unread_count": membership.unread_count,
             "last_read_id": membership.last_read_id,
             "muted": membership.muted,

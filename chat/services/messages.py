@@ -28,23 +28,21 @@ from django.db import DataError, IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from chat import hooks, ids, ratelimit, realtime
+from chat import frames, hooks, ids, ratelimit, realtime
 from chat.models import Conversation, Membership
 from chat.store import get_message_store
 from chat.store.base import (
     BatchHasRetry,
-    EventKind,
     MessageNotFound,
     NewMessage,
     PutResult,
     StoredMessage,
 )
 from chatproject.errors import Forbidden, NotFound, ServiceError
-from chatproject.limits import MAX_CLIENT_MSG_ID_LENGTH
+from chatproject.limits import HISTORY_PAGE_MAX, MAX_CLIENT_MSG_ID_LENGTH
 from chatproject.text import is_blank, unstorable_text_problem
 
 from .conversations import UnknownConversation, access_conversation, member_ids, member_ids_of
-from .payloads import message_payload
 
 logger = logging.getLogger(__name__)
 
@@ -326,7 +324,7 @@ def _publish_new(new: Sequence[tuple[_Accepted, PutResult]]) -> None:
         [
             realtime.Outgoing(
                 accepted.members,
-                {"type": EventKind.MESSAGE, "message": message_payload(result.message, full=False)},
+                frames.message_new(result.message, full=False),
                 seqs=result.seqs,
                 skip_device_id=accepted.request.device_id,
             )
@@ -378,7 +376,7 @@ def edit_message(*, user_id: int, message_id: int, text: str) -> StoredMessage:
             )
         except MessageNotFound:  # gone despite the lock (e.g. removed by another backend)
             raise _unknown_message() from None
-        frame = {"type": EventKind.EDITED, "message": message_payload(edited, full=False)}
+        frame = frames.message_edited(edited, full=False)
         transaction.on_commit(lambda: realtime.publish(members, frame, seqs=seqs))
     return edited
 
@@ -406,7 +404,7 @@ def delete_message(*, user_id: int | None, message_id: int) -> StoredMessage:
         Membership.objects.filter(
             conversation_id=message.conversation_id, last_read_id__lt=message.id, unread_count__gt=0
         ).exclude(user_id=message.sender_id).update(unread_count=F("unread_count") - 1)
-        frame = {"type": EventKind.DELETED, "message": message_payload(deleted)}
+        frame = frames.message_deleted(deleted)
         transaction.on_commit(lambda: realtime.publish(members, frame, seqs=seqs))
     return deleted
 
@@ -428,5 +426,5 @@ def history_page(
 ) -> list[StoredMessage]:
     access_conversation(user_id, conversation_id)
     return get_message_store().page_conversation(
-        conversation_id, before=before, after=after, limit=min(limit, 100)
+        conversation_id, before=before, after=after, limit=min(limit, HISTORY_PAGE_MAX)
     )

@@ -11,48 +11,47 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
 
 from django.db import connection, transaction
 from django.utils import timezone
 
-from chat import hooks, realtime
+from chat import frames, hooks, realtime
 from chat.models import Conversation, ConversationKind, DeviceSyncState, Membership
 from chat.store import get_message_store
 from chat.store.base import EventKind, NewEvent, SyncEntry
 
 from .conversations import access_conversation, member_ids, member_ids_of
-from .payloads import message_payload
 
 MESSAGE_EVENTS = (EventKind.MESSAGE, EventKind.EDITED, EventKind.DELETED)
 
 
 @dataclass(frozen=True, slots=True)
 class SyncPage:
-    events: list[dict[str, Any]]
+    events: list[frames.SyncEvent]
     last_seq: int  # the seq of the last event in this page (or the cursor, if empty)
     has_more: bool
 
 
-def render_events(entries: list[SyncEntry]) -> list[dict[str, Any]]:
-    """Sync entries as the frames a live device would have received. Message events show the
-    message as it is now (an edited or deleted message shows its current state)."""
+def render_events(entries: list[SyncEntry]) -> list[frames.SyncEvent]:
+    """Sync entries as the frames a live device would have received (the same builders in
+    chat.frames), seq first. Message events show the message as it is now (an edited or
+    deleted message shows its current state), in full."""
     store = get_message_store()
     wanted = [
         e.message_id for e in entries if e.kind in MESSAGE_EVENTS and e.message_id is not None
     ]
     messages = store.get_messages(wanted) if wanted else {}
-    events: list[dict[str, Any]] = []
+    events: list[frames.SyncEvent] = []
     for entry in entries:
+        frame: frames.MessageFrame | frames.StoredEventFrame
         if entry.kind in MESSAGE_EVENTS:
             message = messages.get(entry.message_id or 0)
             if message is None:
                 continue
-            events.append(
-                {"seq": entry.seq, "type": entry.kind, "message": message_payload(message)}
-            )
+            frame = frames.message_event(entry.kind, message)
         else:
-            events.append({"seq": entry.seq, "type": entry.kind, **entry.payload})
+            frame = frames.stored_event(entry.kind, entry.payload)
+        events.append(frames.sync_event(entry.seq, frame))
     return events
 
 
@@ -183,12 +182,9 @@ def _record_deliveries(newest: dict[tuple[int, int], int]) -> None:
     receipts = [
         realtime.Outgoing(
             [u for u in members.get(conversation_id, []) if u != user_id],
-            {
-                "type": "receipt",
-                "conversation_id": conversation_id,
-                "user_id": user_id,
-                "delivered_id": message_id,
-            },
+            frames.receipt_delivered(
+                conversation_id=conversation_id, user_id=user_id, delivered_id=message_id
+            ),
         )
         for conversation_id, user_id, message_id in moved
     ]
@@ -212,29 +208,25 @@ def mark_read(*, user_id: int, conversation_id: int, message_id: int) -> Members
             conversation_id, after_id=message_id, not_from=user_id
         )
         membership.save(update_fields=["last_read_id", "last_delivered_id", "unread_count"])
-        payload = {
-            "conversation_id": conversation_id,
-            "last_read_id": message_id,
-            "unread_count": membership.unread_count,
-        }
+        own_frame = frames.read(
+            conversation_id=conversation_id,
+            last_read_id=message_id,
+            unread_count=membership.unread_count,
+        )
         seqs = store.append_events(
             [
                 NewEvent(
                     user_id=user_id,
                     kind=EventKind.READ,
                     conversation_id=conversation_id,
-                    payload=payload,
+                    payload=frames.stored_payload(own_frame),
                 )
             ]
         )
-        own_frame = {"type": EventKind.READ, **payload}
         others = [u for u in member_ids(conversation_id) if u != user_id]
-        receipt = {
-            "type": "receipt",
-            "conversation_id": conversation_id,
-            "user_id": user_id,
-            "read_id": message_id,
-        }
+        receipt = frames.receipt_read(
+            conversation_id=conversation_id, user_id=user_id, read_id=message_id
+        )
         transaction.on_commit(lambda: realtime.publish([user_id], own_frame, seqs=seqs))
         transaction.on_commit(lambda: realtime.publish(others, receipt))
         # The user's other devices drop this conversation's notification and badge.

@@ -3,8 +3,9 @@
 The document must have a ``### `type` `` section for every client and server frame type,
 mention every field of every client frame model in that frame's section, list every
 WebSocket close code the server uses, and list in each server frame's table exactly the
-fields that frame has: those of its TypedDict in chat/protocol.py where there is one, and
-those of the frames a real session through the ASGI application receives.
+fields that frame has: those of its TypedDict (chat/frames.py; presence's and ``error`` in
+chat/protocol.py), which every frame chat sends has, and those of the frames a real session
+through the ASGI application receives.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import re
 import typing
 from collections import defaultdict
+from collections.abc import Iterable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -22,6 +24,7 @@ from channels.testing import WebsocketCommunicator
 from pydantic import BaseModel
 
 from accounts.models import Contact
+from chat import frames as chat_frames
 from chat import protocol
 from chat.services import conversations
 from chatproject.asgi import application
@@ -109,17 +112,54 @@ def _object_table(server_part: str, title: str) -> str:
     return server_part[start : min(e for e in (end, intro_end) if e != -1)]
 
 
-def _typed_server_frames() -> dict[str, set[str]]:
-    """Frame type -> fields, for the server frames that have a TypedDict in chat.protocol."""
+def _typed_frames_of(values: Iterable[Any]) -> dict[str, set[str]]:
+    """Frame type -> fields, for the TypedDicts with a ``type`` among ``values``."""
     typed: dict[str, set[str]] = {}
-    for value in [*vars(protocol).values(), *protocol.registered_server_frames()]:
+    for value in values:
         if isinstance(value, type) and typing.is_typeddict(value):
             hints = typing.get_type_hints(value)
             if "type" in hints:
                 (literal,) = typing.get_args(hints["type"])
                 typed[literal] = set(hints)
-    assert {"hello", "sent", "sync.page", "error"} <= set(typed), typed
     return typed
+
+
+def _typed_server_frames() -> dict[str, set[str]]:
+    """Frame type -> fields, for the server frames with a TypedDict in chat.frames,
+    chat.protocol (``error``) or registered by an app built on chat (presence's); every
+    frame the server sends must have one."""
+    typed = (
+        _typed_frames_of(vars(protocol).values())
+        | _typed_frames_of(vars(chat_frames).values())
+        | _typed_frames_of(protocol.registered_server_frames())
+    )
+    untyped = sorted(set(protocol.server_frame_types()) - set(typed))
+    assert not untyped, f"server frames without a TypedDict: {untyped}"
+    return typed
+
+
+def test_every_chat_server_frame_table_lists_exactly_its_typed_fields() -> None:
+    """Without a session: each TypedDict of chat.frames, and each one registered by an app
+    built on chat (presence's), against its frame's table (``seq`` aside: the envelope or
+    the sync page puts it in front of stream frames)."""
+    server_part = _part(DOC.read_text(encoding="utf-8"), "Server frames")
+    sections = _sections(server_part)
+    problems = []
+    for frame_type, fields in sorted(
+        (
+            _typed_frames_of(vars(chat_frames).values())
+            | _typed_frames_of(protocol.registered_server_frames())
+        ).items()
+    ):
+        documented = _documented_fields(sections[frame_type]) - {"seq"}
+        if fields - {"seq"} != documented:
+            problems.append(
+                f"{frame_type}: typed {sorted(fields)}, documented {sorted(documented)}"
+            )
+    conversation_table = _documented_fields(_object_table(server_part, "Conversation object"))
+    if set(typing.get_type_hints(chat_frames.ConversationPayload)) != conversation_table:
+        problems.append(f"Conversation object: documented {sorted(conversation_table)}")
+    assert not problems, "\n".join(problems)
 
 
 class _Capture:
@@ -266,10 +306,13 @@ async def test_protocol_doc_lists_exactly_the_fields_of_every_server_frame(
 
     objects = {
         "Message object": (
-            set(typing.get_type_hints(protocol.MessagePayload)),
+            set(typing.get_type_hints(chat_frames.MessagePayload)),
             capture.nested("message") + capture.nested("messages"),
         ),
-        "Conversation object": (set(), capture.nested("conversation")),
+        "Conversation object": (
+            set(typing.get_type_hints(chat_frames.ConversationPayload)),
+            capture.nested("conversation"),
+        ),
     }
     for title, (typed_fields, found) in objects.items():
         assert found, f"no {title} was captured"
