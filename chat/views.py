@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.utils import extend_schema
-from rest_framework import serializers, status
+from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -15,6 +15,7 @@ from accounts.models import User
 from chat import replies
 from chat.frames import message_payload
 from chat.services import conversations, messages, sync
+from chatproject.api.input import validated
 from chatproject.api.pagination import HasMorePagination
 from chatproject.api.schema import errors, integer_parameter
 from chatproject.errors import NotFound
@@ -37,13 +38,6 @@ from .serializers import (
     SyncQuerySerializer,
     UpdateConversationSerializer,
 )
-
-
-def _body(serializer: type[serializers.Serializer[Any]], request: Request) -> dict[str, Any]:
-    """The request body, validated (a 400 ``validation_error`` otherwise)."""
-    data = serializer(data=request.data)
-    data.is_valid(raise_exception=True)
-    return dict(data.validated_data)
 
 
 class ConversationPagination(HasMorePagination):
@@ -93,7 +87,7 @@ class ConversationListView(ChatView):
         summary="Start a direct conversation or create a group",
     )
     def post(self, request: Request) -> Response:
-        values = _body(CreateConversationSerializer, request)
+        values = validated(CreateConversationSerializer, request.data)
         user = request_user(request)
         if values["kind"] == "direct":
             conversation, created = conversations.get_or_create_direct(user, values["user_id"])
@@ -122,7 +116,7 @@ class ConversationDetailView(ChatView):
         summary="Rename a group, or mute/unmute for yourself",
     )
     def patch(self, request: Request, conversation_id: int) -> Response:
-        values = _body(UpdateConversationSerializer, request)
+        values = validated(UpdateConversationSerializer, request.data)
         user = request_user(request)
         if "name" in values:
             conversations.rename_group(user, conversation_id, values["name"])
@@ -139,7 +133,7 @@ class MemberListView(ChatView):
     )
     def post(self, request: Request, conversation_id: int) -> Response:
         user = request_user(request)
-        user_ids = _body(AddMembersSerializer, request)["user_ids"]
+        user_ids = validated(AddMembersSerializer, request.data)["user_ids"]
         conversations.add_members(user, conversation_id, user_ids)
         return Response(_summary(user, conversation_id))
 
@@ -179,7 +173,7 @@ class MessageListView(ChatView):
         summary="Send a message",
     )
     def post(self, request: Request, conversation_id: int) -> Response:
-        values = _body(SendSerializer, request)
+        values = validated(SendSerializer, request.data)
         result = messages.send_message(
             sender_id=request_user(request).pk,
             conversation_id=conversation_id,
@@ -206,7 +200,7 @@ class MessageDetailView(ChatView):
         summary="Edit your message",
     )
     def patch(self, request: Request, message_id: int) -> Response:
-        text = _body(EditSerializer, request)["text"]
+        text = validated(EditSerializer, request.data)["text"]
         edited = messages.edit_message(
             user_id=request_user(request).pk, message_id=message_id, text=text
         )
@@ -232,7 +226,7 @@ class ReadView(ChatView):
         membership = sync.mark_read(
             user_id=request_user(request).pk,
             conversation_id=conversation_id,
-            message_id=_body(ReadSerializer, request)["message_id"],
+            message_id=validated(ReadSerializer, request.data)["message_id"],
         )
         return Response(replies.read_state(membership))
 

@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.authentication import request_device, request_user
+from chatproject.api.input import validated
 from chatproject.errors import ServiceError
 
 from . import registrations as push_registrations
@@ -71,12 +72,10 @@ class RegistrationListView(APIView):
         summary="Register (or replace) this device's FCM token or Web Push subscription",
     )
     def post(self, request: Request) -> Response:
-        data = RegisterSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
+        values = validated(RegisterSerializer, request.data)
         device = request_device(request)
         if device is None:
             raise ServiceError("Push registrations belong to a logged-in device.", code="no_device")
-        values = data.validated_data
         existed = PushRegistration.objects.filter(device=device).exists()
         if values["kind"] == PushKind.FCM:
             registration = push_registrations.register(
@@ -115,11 +114,10 @@ class SettingsView(APIView):
         summary="Change do-not-disturb and text previews",
     )
     def patch(self, request: Request) -> Response:
-        data = NotificationSettingsSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
+        values = validated(NotificationSettingsSerializer, request.data)
         preferences = push_registrations.update_settings(
             request_user(request),
-            do_not_disturb=data.validated_data.get("do_not_disturb"),
-            show_preview=data.validated_data.get("show_preview"),
+            do_not_disturb=values.get("do_not_disturb"),
+            show_preview=values.get("show_preview"),
         )
         return Response(_settings(preferences))

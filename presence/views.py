@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.authentication import request_user
+from chatproject.api.input import validated
 from chatproject.limits import MAX_ID
 
 from . import services
@@ -84,9 +85,6 @@ class PresenceSettingsView(APIView):
 
     @extend_schema(request=PresenceSettingsSerializer, responses=PresenceSettingsSerializer)
     def patch(self, request: Request) -> Response:
-        serializer = PresenceSettingsSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        hidden = services.set_hidden(
-            request_user(request).pk, hidden=serializer.validated_data["hidden"]
-        )
+        values = validated(PresenceSettingsSerializer, request.data)
+        hidden = services.set_hidden(request_user(request).pk, hidden=values["hidden"])
         return Response({"hidden": hidden})
