@@ -69,12 +69,7 @@ class Target:
 
     def log_tail(self, characters: int = 3000) -> str:
         """The end of each process's log (why a server failed)."""
-        if self.workdir is None:
-            return ""
-        return "\n".join(
-            f"--- {log.name}\n{log.read_text(errors='replace')[-characters:]}"
-            for log in sorted(self.workdir.glob("*.log"))
-        )
+        return log_tail(self.workdir, characters) if self.workdir is not None else ""
 
     def stop(self) -> None:
         for process in self.processes:
@@ -90,6 +85,14 @@ class Target:
             _drop_database(self.database)
         if self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def log_tail(workdir: Path, characters: int = 3000) -> str:
+    """The end of every ``*.log`` in ``workdir``, each under its name."""
+    return "\n".join(
+        f"--- {log.name}\n{log.read_text(errors='replace')[-characters:]}"
+        for log in sorted(workdir.glob("*.log"))
+    )
 
 
 def _admin_url() -> str:
@@ -154,7 +157,7 @@ def _flush_redis(url: str) -> None:
     client.close()
 
 
-def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+def wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -168,10 +171,9 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
     raise RuntimeError(f"server did not start:\n{log.read_text()[-3000:]}")
 
 
-def start_chat(*, config: str, processes: int, server: str, first_port: int, run_id: str) -> Target:
-    if config == "embedded" and processes != 1:
-        raise ValueError("the embedded configuration is one process (SQLite, in-process hub)")
-    workdir = Path(tempfile.mkdtemp(prefix="bench-chat-", dir=os.environ.get("BENCH_TMP")))
+def server_environment(workdir: Path) -> dict[str, str]:
+    """This process's environment without the test suite's or deployment's service
+    settings, plus the benchmark server's settings and a data directory in ``workdir``."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("CHAT_")}
     for key in (
         "DATABASE_URL",
@@ -185,6 +187,27 @@ def start_chat(*, config: str, processes: int, server: str, first_port: int, run
     env.update(BENCH_SERVER_ENV)
     env["DATA_DIR"] = str(workdir / "data")
     env["SECRET_KEY"] = "bench-" + "x" * 60
+    return env
+
+
+def spawn_server(
+    *, port: int, server: str, env: dict[str, str], log: Path, migrate: bool
+) -> subprocess.Popen[bytes]:
+    """One ``manage.py serve`` process (not yet ready: see ``wait_ready``)."""
+    args = [sys.executable, "manage.py", "serve", "--port", str(port), "--server", server]
+    if not migrate:
+        args.append("--no-migrate")
+    with log.open("ab") as out:
+        return subprocess.Popen(  # noqa: S603 (fixed arguments)
+            args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+
+
+def start_chat(*, config: str, processes: int, server: str, first_port: int, run_id: str) -> Target:
+    if config == "embedded" and processes != 1:
+        raise ValueError("the embedded configuration is one process (SQLite, in-process hub)")
+    workdir = Path(tempfile.mkdtemp(prefix="bench-chat-", dir=os.environ.get("BENCH_TMP")))
+    env = server_environment(workdir)
     database = None
     if config == "production":
         database = f"bench_{run_id}_{server}"
@@ -209,16 +232,10 @@ def start_chat(*, config: str, processes: int, server: str, first_port: int, run
     try:
         for index, port in enumerate(target.ports):
             log = workdir / f"server{index}.log"
-            args = [sys.executable, "manage.py", "serve", "--port", str(port), "--server", server]
-            if index > 0:
-                args.append("--no-migrate")
-            with log.open("ab") as out:
-                process = subprocess.Popen(  # noqa: S603 (fixed arguments)
-                    args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
-                )
+            process = spawn_server(port=port, server=server, env=env, log=log, migrate=index == 0)
             target.processes.append(process)
             # The first process migrates; the others start once the schema exists.
-            _wait_ready(f"http://127.0.0.1:{port}/api/schema/", process, log)
+            wait_ready(f"http://127.0.0.1:{port}/api/schema/", process, log)
     except BaseException:
         target.stop()
         raise
@@ -235,7 +252,7 @@ def start_relay(*, port: int) -> Target:
         )
     target = Target(name="relay", kind="relay", ports=[port], processes=[process], workdir=workdir)
     try:
-        _wait_ready(f"http://127.0.0.1:{port}/", process, log)
+        wait_ready(f"http://127.0.0.1:{port}/", process, log)
     except BaseException:
         target.stop()
         raise
