@@ -329,15 +329,21 @@ class Cluster:
         if self.worker.process is None or self.worker.process.poll() is not None:
             raise RuntimeError("the Celery worker is not running")
 
-    def worker_consumes(self, timeout: float = 30.0) -> bool:
-        """Queue a task through the broker and wait for the worker to finish it."""
+    def send_probe_task(self) -> str:
+        """Queue a task in the broker (direct, past the proxies); returns its id."""
         from celery import Celery
 
-        app = Celery("chaos-probe", broker=self.redis.url(1))
+        app = Celery("chaos-probe", set_as_current=False)
+        # Celery prefers a CELERY_BROKER_URL in the environment (the caller's own broker)
+        # to broker_url; broker_write_url, which sending uses, wins over both.
+        app.conf.broker_write_url = self.redis.url(1)
         try:
-            task_id = app.send_task(PROBE_TASK).id
+            return str(app.send_task(PROBE_TASK).id)
         finally:
             app.close()
+
+    def wait_task_done(self, task_id: str, timeout: float = 30.0) -> bool:
+        """Whether the worker finished that task (its log says so) within ``timeout``."""
         needle = f"[{task_id}] succeeded".encode()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -345,6 +351,10 @@ class Cluster:
                 return True
             time.sleep(0.1)
         return False
+
+    def worker_consumes(self, timeout: float = 30.0) -> bool:
+        """Queue a task through the broker and wait for the worker to finish it."""
+        return self.wait_task_done(self.send_probe_task(), timeout)
 
 
 def _write_vapid_key(data_dir: Path) -> str:
