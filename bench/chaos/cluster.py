@@ -33,7 +33,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from bench.chaos.proxy import Proxy, ProxyHub
-from bench.chaos.services import CeleryWorker, PostgresServer, RedisServer, wait_until
+from bench.chaos.services import (
+    CeleryWorker,
+    PostgresServer,
+    RedisServer,
+    process_state,
+    wait_until,
+)
 from bench.push_receivers import PushServices, b64url
 from bench.targets import ROOT, free_ports, log_tail, server_environment, spawn_server, wait_ready
 
@@ -96,12 +102,17 @@ class ChatServer:
             self.paused = False
 
     def pause(self) -> None:
-        os.kill(self._running().pid, signal.SIGSTOP)
+        pid = self._running().pid
+        os.kill(pid, signal.SIGSTOP)
         self.paused = True
+        # Signals are delivered asynchronously: return once it is really stopped.
+        wait_until(lambda: process_state(pid) == "T", f"server {self.index} did not stop", 10)
 
     def resume(self) -> None:
-        os.kill(self._running().pid, signal.SIGCONT)
+        pid = self._running().pid
+        os.kill(pid, signal.SIGCONT)
         self.paused = False
+        wait_until(lambda: process_state(pid) != "T", f"server {self.index} did not resume", 10)
 
     def stop(self) -> None:
         if self.process is None:

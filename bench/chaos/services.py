@@ -202,6 +202,15 @@ class CeleryWorker:
             self.process = None
 
 
+def process_state(pid: int) -> str:
+    """The kernel's one-letter state of a process: R/S running or sleeping, T stopped (by
+    a signal), Z exited and not yet reaped; "" when it does not exist."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return ""
+
+
 def _kill_quietly(pid: int) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)

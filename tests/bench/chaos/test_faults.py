@@ -1,0 +1,210 @@
+"""Each named fault does what its name says, and the cluster is healthy after its stop;
+the seeded schedule is repeatable and the runner records a timeline.
+
+The schedule tests need nothing and run on both configurations; the faults act on the
+session's cluster (production configuration only, see conftest.py).
+"""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+import redis
+
+from bench.chaos.cluster import Cluster
+from bench.chaos.faults import FAULTS, Fault, Workload
+from bench.chaos.schedule import Schedule, run
+from bench.chaos.services import process_state, wait_until
+
+from .conftest import PRESENCE_TICK, PRESENCE_TIMEOUT, needs_cluster, signs_up, wait_signs_up
+
+
+class CountingWorkload:
+    """The workload's side of ``reconnect_burst``: counts the requests."""
+
+    def __init__(self) -> None:
+        self.reconnects = 0
+
+    def reconnect_all(self) -> None:
+        self.reconnects += 1
+
+
+def fault(name: str, target: int = 0, workload: Workload | None = None) -> Fault:
+    return FAULTS[name](target, workload)
+
+
+def assert_healthy(cluster: Cluster) -> None:
+    cluster.wait_healthy()
+    for http_url in cluster.http_urls:
+        wait_signs_up(http_url)
+    assert cluster.worker_consumes(), cluster.worker.log_text()[-4000:]
+
+
+# --- the schedule (no cluster) -------------------------------------------------------------
+def test_same_seed_same_schedule_and_every_fault_once_by_default() -> None:
+    first = Schedule(7, duration=2, gap=1, servers=3)
+    assert first == Schedule(7, duration=2, gap=1, servers=3)
+    assert first != Schedule(8, duration=2, gap=1, servers=3)
+    assert sorted(entry.fault for entry in first.entries) == sorted(FAULTS)
+    assert {entry.target for entry in first.entries} <= {0, 1, 2}
+    # One at a time, with the gap of quiet before each and after the last.
+    assert first.entries[0].start == 1
+    for before, after in zip(first.entries, first.entries[1:], strict=False):
+        assert after.start == before.end + 1
+    assert first.total == first.entries[-1].end + 1
+
+
+def test_listed_faults_run_as_often_as_listed_and_unknown_ones_are_refused() -> None:
+    schedule = Schedule(1, ["kill_server", "kill_server", "reconnect_burst"], duration=1, gap=1)
+    assert sorted(entry.fault for entry in schedule.entries) == [
+        "kill_server",
+        "kill_server",
+        "reconnect_burst",
+    ]
+    with pytest.raises(ValueError, match="unknown faults"):
+        Schedule(1, ["unplug_the_machine"])
+
+
+def test_minimum_windows_lengthen_only_their_fault() -> None:
+    schedule = Schedule(3, duration=1, gap=1, min_windows={"pause_server": 9})
+    windows = {entry.fault: entry.window for entry in schedule.entries}
+    assert windows.pop("pause_server") == 9
+    assert set(windows.values()) == {1}
+
+
+# --- the faults (the session's cluster) ----------------------------------------------------
+@needs_cluster
+@pytest.mark.e2e
+class TestFaults:
+    def test_kill_server_kills_it_and_stop_restarts_it_on_its_port(self, cluster: Cluster) -> None:
+        server, other = cluster.servers
+        pid, port = server.pid, server.port
+        assert pid is not None
+        restarts: list[str] = []
+        cluster.listeners.append(restarts.append)
+        kill = fault("kill_server", 0)
+        try:
+            kill.start(cluster)
+            assert process_state(pid) == ""  # reaped: gone, not a zombie
+            assert not server.answers()
+            assert signs_up(other.http_url)  # the other server carries on
+            kill.stop(cluster)
+        finally:
+            cluster.listeners.remove(restarts.append)
+        assert server.port == port
+        assert server.pid not in (None, pid)
+        assert restarts == [f"server 0 restarted (pid {server.pid})"]
+        assert_healthy(cluster)
+
+    def test_pause_server_stops_it_past_the_presence_timeout(self, cluster: Cluster) -> None:
+        server = cluster.servers[1]
+        assert server.pid is not None
+        pause = fault("pause_server", 1)
+        assert pause.min_window(cluster) > PRESENCE_TIMEOUT + PRESENCE_TICK
+        pause.start(cluster)
+        try:
+            assert process_state(server.pid) == "T"
+            assert not server.answers(timeout=1)  # its socket is open, nothing answers
+            assert signs_up(cluster.http_urls[0])
+        finally:
+            pause.stop(cluster)
+        assert process_state(server.pid) in ("R", "S")
+        assert_healthy(cluster)
+
+    def test_restart_redis_loses_every_key(self, cluster: Cluster) -> None:
+        client = redis.Redis.from_url(cluster.redis_url, socket_timeout=5)
+        client.set("chaos:before-restart", "1")
+        restart = fault("restart_redis")
+        restart.start(cluster)
+        try:
+            assert not cluster.redis.pings()
+        finally:
+            restart.stop(cluster)
+        assert cluster.redis.pings()
+        assert client.get("chaos:before-restart") is None
+        client.close()
+        assert_healthy(cluster)
+
+    def test_restart_postgres_ends_transactions_in_flight(self, cluster: Cluster) -> None:
+        in_flight = psycopg.connect(cluster.database_url)
+        in_flight.execute("CREATE TEMPORARY TABLE chaos_probe (n int)")
+        in_flight.execute("INSERT INTO chaos_probe VALUES (1)")  # open, uncommitted
+        restart = fault("restart_postgres")
+        restart.start(cluster)
+        try:
+            assert not cluster.postgres.accepts_connections()
+            with pytest.raises(psycopg.OperationalError):
+                in_flight.execute("SELECT n FROM chaos_probe")
+        finally:
+            restart.stop(cluster)
+            in_flight.close()
+        assert cluster.postgres.accepts_connections()
+        assert_healthy(cluster)
+
+    def test_kill_worker_and_queued_tasks_run_after_its_restart(self, cluster: Cluster) -> None:
+        process = cluster.worker.process
+        assert process is not None
+        kill = fault("kill_worker")
+        kill.start(cluster)
+        try:
+            assert process.returncode == -9
+            queued = cluster.send_probe_task()  # waits in the broker meanwhile
+        finally:
+            kill.stop(cluster)
+        assert cluster.wait_task_done(queued), cluster.worker.log_text()[-4000:]
+        assert_healthy(cluster)
+
+    @pytest.mark.parametrize("mode", ["reset", "blackhole"])
+    @pytest.mark.parametrize("name", ["partition_redis", "partition_postgres"])
+    def test_partition_cuts_one_server_off_one_service(
+        self, cluster: Cluster, name: str, mode: str
+    ) -> None:
+        partition = FAULTS[name](0, None, mode=mode)  # type: ignore[call-arg]
+        partition.start(cluster)
+        try:
+            # A sign-up needs both (throttle counters in Redis, the user in PostgreSQL).
+            assert not signs_up(cluster.http_urls[0])
+            assert signs_up(cluster.http_urls[1])
+            assert cluster.redis.pings()
+            assert cluster.postgres.accepts_connections()
+        finally:
+            partition.stop(cluster)
+        assert_healthy(cluster)
+
+    def test_reconnect_burst_asks_the_workload(self, cluster: Cluster) -> None:
+        workload = CountingWorkload()
+        burst = fault("reconnect_burst", workload=workload)
+        burst.start(cluster)
+        burst.stop(cluster)
+        assert workload.reconnects == 1
+        with pytest.raises(ValueError, match="workload"):
+            fault("reconnect_burst").start(cluster)
+
+    def test_run_applies_the_schedule_and_records_the_timeline(self, cluster: Cluster) -> None:
+        names = ["reconnect_burst", "kill_server", "partition_postgres"]
+        schedule = Schedule.for_cluster(cluster, seed=5, faults=names, duration=0.5, gap=0.2)
+        workload = CountingWorkload()
+        timeline = run(cluster, schedule, workload)
+        assert workload.reconnects == 1
+        assert [(w[0], w[1]) for w in timeline.windows()] == [
+            (entry.fault, entry.target) for entry in schedule.entries
+        ]
+        for (_, _, started, stopped), entry in zip(
+            timeline.windows(), schedule.entries, strict=True
+        ):
+            # On time, to the timer's resolution (a fault's start may take longer).
+            assert started >= entry.start - 0.01
+            assert stopped >= entry.end - 0.01
+        kinds = [event.kind for event in timeline.events]
+        assert kinds.count("fault_healed") == len(names)
+        assert any(
+            "restarted" in event.detail for event in timeline.events if event.kind == "process"
+        )
+        assert timeline.events[-1].at <= schedule.total + 30
+        assert_healthy(cluster)
+
+    def test_run_refuses_a_pause_shorter_than_the_presence_timeout(self, cluster: Cluster) -> None:
+        too_short = Schedule(1, ["pause_server"], duration=PRESENCE_TIMEOUT / 2, gap=0)
+        with pytest.raises(ValueError, match="at least"):
+            run(cluster, too_short)
+        wait_until(lambda: all(s.answers() for s in cluster.servers), "servers answer")
