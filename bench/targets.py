@@ -87,6 +87,41 @@ class Target:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
 
+def kill_process(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL and reap: no cleanup at all, as when a machine dies."""
+    process.kill()
+    process.wait(10)
+
+
+def stop_process(process: subprocess.Popen[bytes], grace: float = 15.0) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within ``grace`` seconds."""
+    process.terminate()
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(5)
+
+
+class OwnedProcess:
+    """A child process this process started, and may kill or stop (``process`` is None
+    while it is not running)."""
+
+    process: subprocess.Popen[bytes] | None
+    stop_grace: float = 15.0
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup at all, as when a machine dies."""
+        if self.process is not None:
+            kill_process(self.process)
+            self.process = None
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_process(self.process, self.stop_grace)
+            self.process = None
+
+
 def log_tail(workdir: Path, characters: int = 3000) -> str:
     """The end of every ``*.log`` in ``workdir``, each under its name."""
     return "\n".join(

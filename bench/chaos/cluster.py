@@ -41,7 +41,15 @@ from bench.chaos.services import (
     wait_until,
 )
 from bench.push_receivers import PushServices, b64url
-from bench.targets import ROOT, free_ports, log_tail, server_environment, spawn_server, wait_ready
+from bench.targets import (
+    ROOT,
+    OwnedProcess,
+    free_ports,
+    log_tail,
+    server_environment,
+    spawn_server,
+    wait_ready,
+)
 
 DATABASE_NAME = "chat"
 # A periodic task that reads the database and has no other effect on an empty one.
@@ -49,7 +57,7 @@ PROBE_TASK = "notifications.prune_deliveries"
 
 
 @dataclass(eq=False)
-class ChatServer:
+class ChatServer(OwnedProcess):
     """One ``manage.py serve`` process on a fixed port, behind its own proxy pair."""
 
     index: int
@@ -94,12 +102,8 @@ class ChatServer:
             return False
 
     def kill(self) -> None:
-        """SIGKILL: no cleanup at all, as when a machine dies."""
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait(10)
-            self.process = None
-            self.paused = False
+        super().kill()
+        self.paused = False
 
     def pause(self) -> None:
         pid = self._running().pid
@@ -115,17 +119,9 @@ class ChatServer:
         wait_until(lambda: process_state(pid) != "T", f"server {self.index} did not resume", 10)
 
     def stop(self) -> None:
-        if self.process is None:
-            return
-        if self.paused:
+        if self.process is not None and self.paused:
             self.resume()  # a stopped process would not act on SIGTERM
-        self.process.terminate()
-        try:
-            self.process.wait(15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(5)
-        self.process = None
+        super().stop()
 
 
 class Cluster:
@@ -347,7 +343,7 @@ class Cluster:
         app = Celery("chaos-probe", set_as_current=False)
         # Celery prefers a CELERY_BROKER_URL in the environment (the caller's own broker)
         # to broker_url; broker_write_url, which sending uses, wins over both.
-        app.conf.broker_write_url = self.redis.url(1)
+        app.conf.update(broker_write_url=self.redis.url(1))
         try:
             return str(app.send_task(PROBE_TASK).id)
         finally:

@@ -22,7 +22,7 @@ from pathlib import Path
 import psycopg
 import redis
 
-from bench.targets import ROOT
+from bench.targets import ROOT, OwnedProcess
 
 PG_BIN = Path(os.environ.get("CHAOS_PG_BIN", "/usr/lib/postgresql/15/bin"))
 REDIS_SERVER = os.environ.get("CHAOS_REDIS_SERVER", "redis-server")
@@ -156,8 +156,11 @@ class RedisServer:
             self.process = None
 
 
-class CeleryWorker:
-    """``celery -A chatproject worker`` with the cluster's environment."""
+class CeleryWorker(OwnedProcess):
+    """``celery -A chatproject worker`` with the cluster's environment. ``kill()``: tasks it
+    had taken stay unacknowledged in the broker."""
+
+    stop_grace = 20.0
 
     def __init__(self, env: dict[str, str], log: Path, name: str) -> None:
         self.env = env
@@ -184,22 +187,6 @@ class CeleryWorker:
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
-
-    def kill(self) -> None:
-        """SIGKILL: tasks it had taken stay unacknowledged in the broker."""
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait(10)
-            self.process = None
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.kill()
-            self.process = None
 
 
 def process_state(pid: int) -> str:

@@ -20,6 +20,8 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import pytest
 
+from bench.targets import OwnedProcess
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -30,7 +32,9 @@ def _free_port() -> int:
         return port
 
 
-class ServerProcess:
+class ServerProcess(OwnedProcess):
+    stop_grace = 10.0
+
     def __init__(self, env: dict[str, str], log: Path) -> None:
         self.env = env
         self.log = log
@@ -64,22 +68,6 @@ class ServerProcess:
                 pass
             time.sleep(0.2)
         raise RuntimeError(f"server did not start: {self.log.read_text()[-3000:]}")
-
-    def kill(self) -> None:
-        """SIGKILL: no cleanup at all, as when a machine dies."""
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait(10)
-            self.process = None
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-            self.process = None
 
 
 @pytest.fixture
