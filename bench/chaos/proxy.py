@@ -83,6 +83,11 @@ class Proxy:
     def cut_active(self) -> bool:
         return self.mode is not None
 
+    @property
+    def open_connections(self) -> int:
+        """Connections forwarded or held right now (closed once either side closes)."""
+        return len(self._connections)
+
     def cut(self, mode: CutMode = "reset") -> None:
         if mode not in CUT_MODES:
             raise ValueError(f"unknown cut mode {mode!r}; one of {CUT_MODES}")

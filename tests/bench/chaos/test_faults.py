@@ -148,6 +148,14 @@ class TestFaults:
         kill.start(cluster)
         try:
             assert process.returncode == -9
+            # Until Redis sees the dead worker's connection close, its blocked BRPOP can
+            # still pop a task into a dead socket (the broker's at-most-once window, which
+            # the checker measures); this test is about tasks queued after that.
+            wait_until(
+                lambda: cluster.worker_redis_proxy.open_connections == 0,
+                "the killed worker's broker connections stayed open",
+                10,
+            )
             queued = cluster.send_probe_task()  # waits in the broker meanwhile
         finally:
             kill.stop(cluster)

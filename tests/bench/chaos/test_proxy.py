@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from bench.chaos.proxy import Proxy, ProxyHub
+from bench.chaos.services import wait_until
 
 # How long silence must last to count as "nothing came through" (a blackhole never answers).
 SILENCE = 0.5
@@ -85,7 +86,9 @@ def is_silent(sock: socket.socket) -> bool:
 def test_forwards_both_ways(proxy: Proxy) -> None:
     with connect(proxy) as sock:
         assert echoes(sock, b"hello") == b"hello"
+        assert proxy.open_connections == 1
     assert proxy.accepted == 1
+    wait_until(lambda: proxy.open_connections == 0, "the proxy kept a closed connection", 5)
 
 
 def test_reset_drops_open_connections_and_new_ones_until_restore(proxy: Proxy) -> None:
