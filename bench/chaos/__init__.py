@@ -17,13 +17,15 @@ The runner's side (this package's cluster, proxy, faults, schedule modules)::
         cluster.servers        # list[ChatServer]: port, pid, postgres_proxy, redis_proxy, log
         cluster.worker         # CeleryWorker; cluster.postgres, cluster.redis: the services
         cluster.log_tail()     # the end of every process's log
+        cluster.wait_healthy() # servers answer, Redis PINGs, PostgreSQL accepts, worker runs
+        cluster.worker_consumes()  # a task queued now is run by the worker (bool)
         schedule = Schedule.for_cluster(cluster, seed=1, faults=None, duration=10, gap=10)
         timeline = run(cluster, schedule, workload)  # blocking: run it in a thread
         timeline.events        # [Event(at, wall, kind, fault, target, detail)]
         timeline.windows()     # [(fault, target, start, stop)] in seconds after the start
 
 ``Schedule(seed, faults, duration, gap, servers=2)`` is the same without a cluster (the
-pause fault then needs ``duration`` above the presence timeout plus a tick, or ``run``
+pause fault then needs a ``duration`` of the presence timeout + a tick + 1 s, or ``run``
 refuses). ``workload`` implements ``faults.Workload``: ``reconnect_all()``, called from
 the runner's thread. ``FAULTS: dict[str, type[Fault]]`` maps each fault's name to its
 class; ``Fault(target, workload).start(cluster)`` / ``.stop(cluster)`` apply one by hand.
