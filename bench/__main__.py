@@ -1,4 +1,5 @@
-"""``python -m bench run <workload> [options]``: see docs/performance.md."""
+"""``python -m bench run <workload> [options]``: see docs/performance.md.
+``python -m bench chaos [options]``: the fault-injection run, see docs/reliability.md."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from . import report
+from .chaos import runner as chaos_runner
 from .options import SIZES, Options, options_for
 from .targets import ROOT, Target, free_ports, start_chat, start_relay
 from .workloads import WORKLOADS, Result
@@ -58,6 +60,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     run.add_argument("--first-port", type=int, default=18100)
     run.add_argument("--out", type=Path, default=RESULTS)
+    chaos = commands.add_parser(
+        "chaos", help="apply a seeded schedule of faults to an isolated cluster and check"
+    )
+    chaos_runner.add_arguments(chaos)
+    chaos.add_argument("--out", type=Path, default=RESULTS)
     return parser.parse_args(argv)
 
 
@@ -130,9 +137,13 @@ def _raise_fd_limit() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    options = build_options(args)
     _raise_fd_limit()
     command = "python -m bench " + shlex.join(sys.argv[1:] if argv is None else argv)
+    if args.command == "chaos":
+        return chaos_runner.run_chaos(
+            chaos_runner.options_from(args), out=args.out, command=command
+        )
+    options = build_options(args)
     workloads = list(WORKLOADS) if args.workload == "all" else [args.workload]
     for workload in workloads:
         results = run_workload(workload, options)

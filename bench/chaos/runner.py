@@ -1,0 +1,163 @@
+"""``python -m bench chaos``: the fault-injection run, from an isolated cluster to a report.
+
+One run: start the production configuration on its own ports (bench.chaos.cluster), bring
+every device of the workload live (bench.chaos.workload), apply the seeded schedule of
+faults while the devices send (bench.chaos.schedule, in a thread: it blocks), let the
+system settle, then check the ledger against the devices' streams, the stored history and
+presence (bench.chaos.checker) and write the report with its timeline plot
+(bench.chaos.report). The exit status is 1 when the checker found anything lost,
+duplicated, reordered or a gap.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .checker import CheckResult, FaultWindow, check, check_presence
+from .cluster import Cluster
+from .faults import FAULTS
+from .report import figures_table, write
+from .schedule import Schedule, Timeline, run
+from .workload import Workload, history_from_database
+
+# Short presence settings, so that a paused server outlasts the presence timeout within a
+# run of minutes (the product's defaults are 60 s / 10 s / 25 s).
+PRESENCE_TIMEOUT = 6.0
+PRESENCE_TICK = 1.0
+HEARTBEAT_INTERVAL = 2
+
+
+@dataclass(frozen=True)
+class ChaosOptions:
+    seed: int = 1
+    faults: tuple[str, ...] = tuple(FAULTS)
+    fault_seconds: float = 10.0
+    gap_seconds: float = 10.0
+    servers: int = 2
+    users: int = 8
+    devices_per_user: int = 2
+    groups: int = 2
+    group_size: int = 4
+    rate: float = 20.0
+    settle_seconds: float = 60.0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = ChaosOptions()
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument(
+        "--faults",
+        default=",".join(defaults.faults),
+        help=f"comma-separated, in the schedule's order drawn from the seed: {', '.join(FAULTS)}",
+    )
+    parser.add_argument("--fault-seconds", type=float, default=defaults.fault_seconds)
+    parser.add_argument("--gap-seconds", type=float, default=defaults.gap_seconds)
+    parser.add_argument("--servers", type=int, default=defaults.servers)
+    parser.add_argument("--users", type=int, default=defaults.users)
+    parser.add_argument("--devices-per-user", type=int, default=defaults.devices_per_user)
+    parser.add_argument("--groups", type=int, default=defaults.groups)
+    parser.add_argument("--group-size", type=int, default=defaults.group_size)
+    parser.add_argument("--rate", type=float, default=defaults.rate, help="sends/s in total")
+    parser.add_argument("--settle-seconds", type=float, default=defaults.settle_seconds)
+
+
+def options_from(args: argparse.Namespace) -> ChaosOptions:
+    return ChaosOptions(
+        seed=args.seed,
+        faults=tuple(name.strip() for name in args.faults.split(",") if name.strip()),
+        fault_seconds=args.fault_seconds,
+        gap_seconds=args.gap_seconds,
+        servers=args.servers,
+        users=args.users,
+        devices_per_user=args.devices_per_user,
+        groups=args.groups,
+        group_size=args.group_size,
+        rate=args.rate,
+        settle_seconds=args.settle_seconds,
+    )
+
+
+class _FromRunnerThread:
+    """The workload as the schedule's thread sees it: ``reconnect_all`` is handed to the
+    workload's event loop (the workload is not thread-safe) and returns at once."""
+
+    def __init__(self, workload: Workload, loop: asyncio.AbstractEventLoop) -> None:
+        self._workload = workload
+        self._loop = loop
+
+    def reconnect_all(self) -> None:
+        self._loop.call_soon_threadsafe(self._workload.reconnect_all)
+
+
+def fault_windows(timeline: Timeline) -> list[FaultWindow]:
+    """The schedule's windows on the ledger's clock (``time.monotonic()``)."""
+    return [
+        FaultWindow(f"{fault} (server {target})", timeline.started + start, timeline.started + stop)
+        for fault, target, start, stop in timeline.windows()
+    ]
+
+
+async def _drive(cluster: Cluster, schedule: Schedule, options: ChaosOptions) -> tuple[
+    Workload, Timeline, CheckResult
+]:
+    workload = Workload(
+        cluster.http_urls,
+        cluster.ws_urls,
+        users=options.users,
+        devices_per_user=options.devices_per_user,
+        groups=options.groups,
+        group_size=options.group_size,
+        rate=options.rate,
+        seed=options.seed,
+    )
+    await workload.start()
+    proxy = _FromRunnerThread(workload, asyncio.get_running_loop())
+    try:
+        timeline = await asyncio.to_thread(run, cluster, schedule, proxy)
+        await asyncio.to_thread(cluster.wait_healthy)
+        await workload.settle(options.settle_seconds)
+        conversation_ids = sorted(workload.ledger.members)
+        history = await asyncio.to_thread(
+            history_from_database, cluster.database_url, conversation_ids
+        )
+        await workload.take_offline(1)
+        presence = await check_presence(workload.read_presence, workload.presence_truth())
+    finally:
+        await workload.stop()
+    windows = fault_windows(timeline)
+    result = check(workload.ledger, windows=windows, history=history, presence=presence)
+    return workload, timeline, result
+
+
+def run_chaos(options: ChaosOptions, *, out: Path, command: str) -> int:
+    with Cluster(
+        servers=options.servers,
+        presence_timeout=PRESENCE_TIMEOUT,
+        presence_tick=PRESENCE_TICK,
+        heartbeat_interval=HEARTBEAT_INTERVAL,
+    ) as cluster:
+        schedule = Schedule.for_cluster(
+            cluster,
+            options.seed,
+            options.faults,
+            duration=options.fault_seconds,
+            gap=options.gap_seconds,
+        )
+        workload, timeline, result = asyncio.run(_drive(cluster, schedule, options))
+    folder = out / (time.strftime("%Y%m%d-%H%M%S") + "-chaos")
+    windows = fault_windows(timeline)
+    events = [
+        (timeline.started + event.at, f"{event.kind} {event.fault or ''}".strip())
+        for event in timeline.events
+    ]
+    write(
+        folder, workload.ledger, result, timeline=events, windows=windows, command=command
+    )
+    print(figures_table(result), flush=True)
+    print(f"totals: {result.totals()}", flush=True)
+    print(f"report: {folder / 'report.md'}", flush=True)
+    return 0 if result.ok else 1
