@@ -367,7 +367,7 @@ class DeviceClient:
     def _apply(self, event: dict[str, Any], *, live: bool) -> None:
         seq = int(event["seq"])
         kind = str(event["type"])
-        message = event.get("message") if kind.startswith("message.") else None
+        message = event.get("message") if kind.startswith("message.") or kind == "sent" else None
         self.cursor = seq
         if message is None:
             self.ledger.record_event(StreamEvent(self.account.key, seq, kind, time.monotonic()))
