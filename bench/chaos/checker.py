@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from bisect import bisect_right
 from collections import Counter, defaultdict
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from .ledger import ChaosLedger, LiveChange, StreamEvent
@@ -268,29 +269,36 @@ def _figures(
     acked: set[int],
 ) -> list[WindowFigures]:
     ordered = sorted(windows, key=lambda window: window.start)
-    spans = [FaultWindow("before faults" if ordered else "whole run", float("-inf"), float("-inf"))]
-    spans += ordered
+    first = "before faults" if ordered else "whole run"
+    spans = [FaultWindow(first, float("-inf"), float("-inf")), *ordered]
+    starts = [span.start for span in spans]
+    window_of = {
+        message_id: bisect_right(starts, at) - 1
+        for message_id, at in _first_attempts(ledger).items()
+    }
     figures: list[WindowFigures] = []
-    first_attempt = _first_attempts(ledger)
     for index, window in enumerate(spans):
-        until = spans[index + 1].start if index + 1 < len(spans) else float("inf")
-        figure = WindowFigures(window.name, window.start, window.end)
-        figure.errors = ledger.error_counts(window.start, until)
-        figure.live_again_seconds = (
-            _live_again(ledger.timeline, len(ledger.devices), window.end) if index else 0.0
-        )
+        until = starts[index + 1] if index + 1 < len(spans) else float("inf")
 
-        def inside(message_id: int, start: float = window.start, end: float = until) -> bool:
-            return start <= first_attempt.get(message_id, float("-inf")) < end or (
-                start == float("-inf") and message_id not in first_attempt
+        def count(message_ids: Iterable[int], index: int = index) -> int:
+            return len({m for m in message_ids if window_of.get(m, 0) == index})
+
+        figures.append(
+            WindowFigures(
+                name=window.name,
+                start=window.start,
+                end=window.end,
+                acknowledged=count(acked),
+                lost=count(f.message_id for f in result.lost),
+                duplicated=count(f.message_id for f in result.duplicated),
+                reordered=count(f.message_id for f in result.reordered),
+                unacknowledged_stored=count(result.unacknowledged_stored),
+                live_again_seconds=(
+                    _live_again(ledger.timeline, len(ledger.devices), window.end) if index else 0.0
+                ),
+                errors=ledger.error_counts(window.start, until),
             )
-
-        figure.acknowledged = sum(1 for m in acked if inside(m))
-        figure.lost = len({f.message_id for f in result.lost if inside(f.message_id)})
-        figure.duplicated = len({f.message_id for f in result.duplicated if inside(f.message_id)})
-        figure.reordered = len({f.message_id for f in result.reordered if inside(f.message_id)})
-        figure.unacknowledged_stored = sum(1 for m in result.unacknowledged_stored if inside(m))
-        figures.append(figure)
+        )
     return figures
 
 

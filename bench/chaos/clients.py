@@ -214,6 +214,11 @@ class DeviceClient:
                 became_live = became_live or self.live
         except ConnectionClosed:
             pass
+        except (KeyError, TypeError, ValueError) as exc:
+            # A frame this client cannot read is a finding to report, not the end of the run.
+            kind = f"unreadable_frame:{type(exc).__name__}"
+            self.ledger.record_error(self.account.key, kind, frame=False)
+            ws.transport.abort()
         finally:
             watchdog.cancel()
             self.ws = None

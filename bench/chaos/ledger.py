@@ -131,13 +131,17 @@ class ChaosLedger:
 
     def undelivered(self) -> int:
         """Deliveries still owed for acknowledged messages (0 once everything arrived)."""
-        owed = 0
-        for message_id, ack in self.acknowledged().items():
-            expected = {
-                d for u in self.members.get(ack.conversation_id, ()) for d in self.devices_of(u)
-            }
-            owed += len(expected - self.delivered_to.get(message_id, set()))
-        return owed
+        devices_of: dict[int, list[str]] = {}
+        for device, user_id in self.devices.items():
+            devices_of.setdefault(user_id, []).append(device)
+        owed_in = {
+            conversation_id: {device for user in members for device in devices_of.get(user, [])}
+            for conversation_id, members in self.members.items()
+        }
+        return sum(
+            len(owed_in.get(ack.conversation_id, set()) - self.delivered_to.get(message_id, set()))
+            for message_id, ack in self.acknowledged().items()
+        )
 
     def error_counts(self, start: float = float("-inf"), end: float = float("inf")) -> Counter[str]:
         return Counter(error.kind for error in self.errors if start <= error.at < end)

@@ -145,7 +145,7 @@ def plot_timeline(
         ylabel="live devices", xlabel="seconds since start", ylim=(0, len(ledger.devices) + 1)
     )
     for axis in axes:
-        _mark_faults(axis, origin, timeline, windows)
+        _mark_faults(axis, origin, timeline, windows, labels=axis is axes[0])
         axis.grid(True, alpha=0.3)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
@@ -157,9 +157,17 @@ def _mark_faults(
     origin: float,
     timeline: Sequence[tuple[float, str]],
     windows: Sequence[FaultWindow],
+    *,
+    labels: bool,
 ) -> None:
+    """Shade each fault window and draw each timeline event; name them on one axis only."""
     for window in windows:
         axis.axvspan(window.start - origin, window.end - origin, color="tab:red", alpha=0.15)
+    for at, _ in timeline:
+        axis.axvline(at - origin, color="grey", linewidth=0.6, linestyle=":")
+    if not labels:
+        return
+    for window in windows:
         axis.annotate(
             window.name,
             (window.start - origin, 1.0),
@@ -169,7 +177,6 @@ def _mark_faults(
             rotation=90,
         )
     for at, text in timeline:
-        axis.axvline(at - origin, color="grey", linewidth=0.6, linestyle=":")
         axis.annotate(
             text, (at - origin, 0.0), xycoords=("data", "axes fraction"), fontsize=6, rotation=90
         )

@@ -20,7 +20,8 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import httpx
 
@@ -183,16 +184,17 @@ class Workload:
     async def read_presence(self) -> dict[int, str | None]:
         """Each user's status as its direct-conversation partner sees it (REST presence)."""
         seen: dict[int, str | None] = {}
-        async with httpx.AsyncClient(base_url=self.http_urls[0], timeout=10) as http:
+        async with httpx.AsyncClient(timeout=10) as http:
             for index, account in enumerate(self.accounts):
                 partner = self.accounts[(index + 1) % len(self.accounts)]
-                response = await http.get(
+                body = await _get_json(
+                    http,
+                    self.http_urls,
                     "/api/v1/presence",
-                    params={"ids": str(account.user_id)},
-                    headers={"Authorization": f"Bearer {partner.token}"},
+                    {"ids": str(account.user_id)},
+                    partner.token,
                 )
-                response.raise_for_status()
-                for row in response.json()["results"]:
+                for row in body["results"]:
                     seen[int(row["user_id"])] = row["status"]
         return seen
 
@@ -200,24 +202,43 @@ class Workload:
         """Every message of every conversation, paged newest first over REST."""
         token_of = {account.user_id: account.token for account in self.accounts}
         rows: list[StoredMessage] = []
-        async with httpx.AsyncClient(base_url=self.http_urls[0], timeout=30) as http:
+        async with httpx.AsyncClient(timeout=30) as http:
             for conversation_id, members in self.ledger.members.items():
-                headers = {"Authorization": f"Bearer {token_of[members[0]]}"}
-                rows += await _conversation_history(http, conversation_id, headers)
+                rows += await _conversation_history(
+                    http, self.http_urls, conversation_id, token_of[members[0]]
+                )
         return rows
 
 
+async def _get_json(
+    http: httpx.AsyncClient,
+    urls: Sequence[str],
+    path: str,
+    params: Mapping[str, str | int],
+    token: str,
+) -> Any:
+    """GET from the first server that answers (after faults some may still be down)."""
+    failure: httpx.HTTPError | None = None
+    for url in urls:
+        try:
+            response = await http.get(
+                url + path, params=params, headers={"Authorization": f"Bearer {token}"}
+            )
+            response.raise_for_status()
+            return response.json()
+        except httpx.HTTPError as exc:
+            failure = exc
+    raise RuntimeError(f"GET {path}: no server answered") from failure
+
+
 async def _conversation_history(
-    http: httpx.AsyncClient, conversation_id: int, headers: dict[str, str]
+    http: httpx.AsyncClient, urls: Sequence[str], conversation_id: int, token: str
 ) -> list[StoredMessage]:
     rows: list[StoredMessage] = []
-    params: dict[str, int] = {"limit": HISTORY_PAGE}
+    params: dict[str, str | int] = {"limit": HISTORY_PAGE}
     while True:
-        response = await http.get(
-            f"/api/v1/conversations/{conversation_id}/messages", params=params, headers=headers
-        )
-        response.raise_for_status()
-        page = response.json()["results"]
+        path = f"/api/v1/conversations/{conversation_id}/messages"
+        page = (await _get_json(http, urls, path, params, token))["results"]
         rows += [
             StoredMessage(
                 int(m["id"]), int(m["conversation_id"]), int(m["sender_id"]), m["client_msg_id"]

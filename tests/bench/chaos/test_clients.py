@@ -17,11 +17,34 @@ import pytest
 
 from bench.chaos import report
 from bench.chaos.checker import HISTORY, check, check_presence
-from bench.chaos.clients import DropFault
+from bench.chaos.clients import ClientSettings, DeviceAccount, DeviceClient, DropFault, ServerPicker
+from bench.chaos.ledger import ChaosLedger
 from bench.chaos.workload import Workload, history_from_database
 from tests.e2e.conftest import ServerProcess
 
 pytestmark = pytest.mark.e2e
+
+
+def test_the_picker_skips_servers_that_failed_until_their_down_time_passes() -> None:
+    picker = ServerPicker(["ws://a", "ws://b", "ws://c"])
+    assert [picker.pick() for _ in range(4)] == ["ws://a", "ws://b", "ws://c", "ws://a"]
+    picker.mark_down("ws://b", 60)
+    assert [picker.pick() for _ in range(3)] == ["ws://c", "ws://a", "ws://c"]
+    picker.mark_down("ws://a", 60)
+    picker.mark_down("ws://c", 30)
+    assert picker.pick() == "ws://c"  # all down: the one back soonest
+    picker.mark_down("ws://b", 0)
+    assert picker.pick() == "ws://b"
+
+
+def test_backoff_doubles_with_jitter_up_to_the_cap() -> None:
+    settings = ClientSettings(backoff_initial=0.5, backoff_cap=4.0)
+    account = DeviceAccount("u1d0", 1, "token", (1,))
+    client = DeviceClient(account, ["ws://a"], ChaosLedger(), settings=settings, seed=3)
+    for failures, step in [(0, 0.5), (1, 1.0), (2, 2.0), (3, 4.0), (10, 4.0)]:
+        delays = [client._backoff(failures) for _ in range(50)]
+        assert all(step / 2 <= delay <= step for delay in delays)
+        assert len(set(delays)) > 1  # jittered, so devices do not reconnect in lockstep
 
 
 def _workload(
@@ -69,6 +92,10 @@ async def test_a_clean_run_with_a_reconnect_burst_passes_the_checker(
     try:
         await _until(lambda: len(workload.ledger.acks) >= 30)
         await workload.reconnect_all()
+        # Written to a socket that is already cut: only the retry after reconnecting can
+        # deliver it, with the same client_msg_id.
+        first = workload.clients[0]
+        retried = first.send(first.account.conversation_ids[0])
         await _until(lambda: len(workload.ledger.acks) >= 60 and workload.all_live())
         assert await workload.settle(20), _unsettled(workload)
         history = await workload.read_history()
@@ -87,6 +114,9 @@ async def test_a_clean_run_with_a_reconnect_burst_passes_the_checker(
         0,
     )
     assert set(truth.values()) == {"online"}
+    attempts = [a for a in workload.ledger.attempts if a.client_msg_id == retried]
+    assert [a.retry for a in attempts] == [False, True]
+    assert [a.client_msg_id for a in workload.ledger.acks].count(retried) == 1
     # Every device went down in the burst and came back.
     downs = {change.device for change in workload.ledger.timeline if not change.live}
     assert downs == set(workload.ledger.devices)
