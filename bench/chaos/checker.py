@@ -17,7 +17,8 @@
 
 Figures are given per fault window: a message belongs to the window in which it was
 first attempted, a window lasts from its fault's start to the next fault's start (its
-consequences included), and "live again" is measured from the fault's end. Times are
+consequences included), and "live again" runs from the fault's end until every device
+was live again after the last disconnection in that window. Times are
 ``time.monotonic()`` seconds, as in the ledger.
 """
 
@@ -278,7 +279,7 @@ def _figures(
     }
     figures: list[WindowFigures] = []
     for index, window in enumerate(spans):
-        until = starts[index + 1] if index + 1 < len(spans) else float("inf")
+        until = starts[index + 1] if index + 1 < len(spans) else ledger.stopped_at
 
         def count(message_ids: Iterable[int], index: int = index) -> int:
             return len({m for m in message_ids if window_of.get(m, 0) == index})
@@ -294,7 +295,9 @@ def _figures(
                 reordered=count(f.message_id for f in result.reordered),
                 unacknowledged_stored=count(result.unacknowledged_stored),
                 live_again_seconds=(
-                    _live_again(ledger.timeline, len(ledger.devices), window.end) if index else 0.0
+                    _live_again(ledger.timeline, len(ledger.devices), window, until)
+                    if index
+                    else 0.0
                 ),
                 errors=ledger.error_counts(window.start, until),
             )
@@ -320,22 +323,30 @@ def _first_attempts(ledger: ChaosLedger) -> dict[int, float]:
     return by_message
 
 
-def _live_again(timeline: Sequence[LiveChange], devices: int, after: float) -> float | None:
-    """Seconds from ``after`` until every device was live (0 if they all were)."""
+def _live_again(
+    timeline: Sequence[LiveChange], devices: int, window: FaultWindow, until: float
+) -> float | None:
+    """Seconds from the fault's end until every device was live again after the last
+    disconnection it caused (one in [start, until), also those noticed after the end);
+    0 if none; None if not every device came back."""
     live: set[str] = set()
-    all_since: float | None = None
+    went_down = False
+    recovered_at: float | None = None
     for change in sorted(timeline, key=lambda change: change.at):
-        if change.at >= after and all_since is not None:
-            return max(after, all_since) - after
+        if change.at >= until:
+            break
         if change.live:
             live.add(change.device)
         else:
             live.discard(change.device)
-        if len(live) < devices:
-            all_since = None
-        elif all_since is None:
-            all_since = change.at
-    return None if all_since is None else max(after, all_since) - after
+            if window.start <= change.at < until:
+                went_down = True
+        if went_down and len(live) == devices:
+            recovered_at = change.at
+            went_down = False
+    if went_down:
+        return None
+    return 0.0 if recovered_at is None else max(0.0, recovered_at - window.end)
 
 
 async def check_presence(

@@ -79,6 +79,8 @@ class StreamGap:
 @dataclass
 class ChaosLedger:
     started_at: float = field(default_factory=time.monotonic)
+    # when the workload began closing its devices on purpose (their downs are no finding)
+    stopped_at: float = float("inf")
     # conversation id -> member user ids; device key -> user id
     members: dict[int, tuple[int, ...]] = field(default_factory=dict)
     devices: dict[str, int] = field(default_factory=dict)

@@ -132,6 +132,7 @@ class Workload:
 
     async def stop(self) -> None:
         self.sending = False
+        self.ledger.stopped_at = time.monotonic()
         await asyncio.gather(*(client.stop() for client in self.clients))
         for task in self._tasks:
             task.cancel()

@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from bench.chaos import report
 from bench.chaos.checker import (
     HISTORY,
@@ -206,7 +208,14 @@ def test_figures_are_given_per_fault_window(tmp_path: Path) -> None:
     run.message(101, at=2.0, to=("a2",))  # lost while b1 was away
     run.ledger.record_live("b1", True, at=3.0)
     run.message(102, at=4.0)
+    # a2 notices the burst only after it ended, and is back 0.6 s after its end
+    run.ledger.record_live("a2", False, at=3.7)
+    run.ledger.record_live("a2", True, at=4.2)
     windows = [FaultWindow("kill server 1", 1.5, 2.5), FaultWindow("reconnect burst", 3.5, 3.6)]
+    # The workload closing every device at the end is no disconnection to recover from.
+    run.ledger.stopped_at = 9.0
+    for device in run.ledger.devices:
+        run.ledger.record_live(device, False, at=9.1)
     result = check(run.ledger, windows=windows)
     by_name = {window.name: window for window in result.windows}
     assert list(by_name) == ["before faults", "kill server 1", "reconnect burst"]
@@ -215,7 +224,7 @@ def test_figures_are_given_per_fault_window(tmp_path: Path) -> None:
     assert (kill.acknowledged, kill.lost) == (1, 1)
     assert kill.live_again_seconds == 0.5  # b1 live again at 3.0, the fault ended at 2.5
     assert kill.errors == Counter({"closed:1006": 1})
-    assert by_name["reconnect burst"].live_again_seconds == 0.0
+    assert by_name["reconnect burst"].live_again_seconds == pytest.approx(0.6)
 
     text = report.write(
         tmp_path, run.ledger, result, timeline=[(1.5, "kill server 1")], windows=windows
@@ -224,3 +233,11 @@ def test_figures_are_given_per_fault_window(tmp_path: Path) -> None:
     assert "| kill server 1 | 1 | 1 | 0 | 0 | 0 | 0.5 | closed:1006 x1 |" in text
     assert "101 @ b1" in text
     assert (tmp_path / "timeline.png").stat().st_size > 0
+
+
+def test_a_device_that_never_comes_back_is_reported_as_never_live_again() -> None:
+    run = clean_run()
+    run.ledger.record_live("b1", False, at=5.5)
+    result = check(run.ledger, windows=[FaultWindow("pause server", 5.0, 6.0)])
+    assert result.windows[1].live_again_seconds is None
+    assert "| pause server | 0 | 0 | 0 | 0 | 0 | never |" in report.markdown(result)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 import pytest
 
 from bench.chaos import report
-from bench.chaos.checker import HISTORY, check, check_presence
+from bench.chaos.checker import HISTORY, FaultWindow, check, check_presence
 from bench.chaos.clients import ClientSettings, DeviceAccount, DeviceClient, DropFault, ServerPicker
 from bench.chaos.ledger import ChaosLedger
 from bench.chaos.workload import Workload, history_from_database
@@ -51,11 +51,11 @@ def _workload(
     server_env: dict[str, str],
     servers: Callable[[int], list[ServerProcess]],
     fault: DropFault | None = None,
-) -> Workload:
+) -> tuple[Workload, list[ServerProcess]]:
     # Sign-ups and log-ins of the workload come from one address.
     server_env["THROTTLE_SIGNUP"] = server_env["THROTTLE_LOGIN"] = "1000000/min"
     started = servers(2 if os.environ.get("REDIS_URL") else 1)
-    return Workload(
+    workload = Workload(
         [server.base_url for server in started],
         [server.ws_url for server in started],
         users=4,
@@ -66,6 +66,7 @@ def _workload(
         seed=7,
         fault=fault,
     )
+    return workload, started
 
 
 async def _until(condition: Callable[[], bool], seconds: float = 20) -> None:
@@ -87,7 +88,7 @@ def _unsettled(workload: Workload) -> str:
 async def test_a_clean_run_with_a_reconnect_burst_passes_the_checker(
     server_env: dict[str, str], servers: Callable[[int], list[ServerProcess]]
 ) -> None:
-    workload = _workload(server_env, servers)
+    workload, _ = _workload(server_env, servers)
     await workload.start()
     try:
         await _until(lambda: len(workload.ledger.acks) >= 30)
@@ -129,7 +130,7 @@ async def test_a_client_that_skips_a_message_is_reported_as_a_loss(
     server_env: dict[str, str], servers: Callable[[int], list[ServerProcess]]
 ) -> None:
     fault = DropFault(drop_nth=5)
-    workload = _workload(server_env, servers, fault)
+    workload, _ = _workload(server_env, servers, fault)
     await workload.start()
     try:
         await _until(lambda: len(workload.ledger.acks) >= 20 and bool(fault.dropped))
@@ -143,3 +144,27 @@ async def test_a_client_that_skips_a_message_is_reported_as_a_loss(
     assert all(f.where != HISTORY for f in result.lost)
     assert result.totals()["lost"] == 1
     assert result.totals()["duplicated"] == 0
+
+
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs two server processes")
+async def test_devices_move_to_the_surviving_server_when_one_is_killed(
+    server_env: dict[str, str], servers: Callable[[int], list[ServerProcess]]
+) -> None:
+    workload, started = _workload(server_env, servers)
+    await workload.start()
+    try:
+        await _until(lambda: len(workload.ledger.acks) >= 20)
+        killed_at = time.monotonic()
+        started[0].kill()
+        window = FaultWindow("kill -9 server 0", killed_at, time.monotonic())
+        await _until(lambda: len(workload.ledger.acks) >= 60 and workload.all_live())
+        assert await workload.settle(20), _unsettled(workload)
+        history = await workload.read_history()
+    finally:
+        await workload.stop()
+    result = check(workload.ledger, history=history, windows=[window])
+    assert result.ok, report.markdown(result, plot=None)
+    kill = result.windows[1]
+    assert kill.acknowledged > 0
+    assert kill.live_again_seconds is not None
+    assert kill.live_again_seconds < 10
