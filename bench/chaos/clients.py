@@ -47,8 +47,9 @@ class ClientSettings:
     backoff_initial: float = 0.25
     backoff_cap: float = 5.0
     ack_interval: float = 1.0
-    # Ping after this long without sending or receiving; no frame within pong_timeout of
-    # that ping means the server is gone (paused, partitioned) and the socket is dropped.
+    # Ping after this long without sending or without receiving; no frame within
+    # pong_timeout of that ping means the server is gone (paused, partitioned): the socket
+    # is dropped and another server tried.
     ping_idle: float = 3.0
     pong_timeout: float = 4.0
     send_timeout: float = 8.0
@@ -130,6 +131,7 @@ class DeviceClient:
         self.cursor = 0
         self.outbox: dict[str, PendingSend] = {}
         self.ws: ClientConnection | None = None
+        self.url: str | None = None  # the server this device is connected to
         self.live = False
         self.stopped = False  # stop() called, or the server refused this device for good
         self._session = 0
@@ -156,7 +158,9 @@ class DeviceClient:
                 self.picker.mark_down(url, max(1.0, self._backoff(failures)))
                 await asyncio.sleep(self._backoff(failures))
                 continue
+            self.url = url
             was_live = await self._session_on(ws)
+            self.url = None
             failures = 0 if was_live else failures + 1
             if self._immediate:
                 self._immediate = False
@@ -244,7 +248,9 @@ class DeviceClient:
                 return
             if self.cursor > self._acked and now - self._last_ack_at >= settings.ack_interval:
                 self._send_ack(now)
-            quiet = min(now - self._last_sent_at, now - self._last_received_at)
+            # Ping when nothing came in for a while, even while sending: a paused server
+            # swallows sends silently, and only a missing pong reveals it.
+            quiet = max(now - self._last_sent_at, now - self._last_received_at)
             if self._ping_sent_at is None and quiet >= settings.ping_idle:
                 self._ping_sent_at = now
                 self._write({"type": "ping", "ref": "hb"})

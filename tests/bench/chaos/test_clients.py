@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import time
 from collections.abc import Callable
 
@@ -168,3 +169,35 @@ async def test_devices_move_to_the_surviving_server_when_one_is_killed(
     assert kill.acknowledged > 0
     assert kill.live_again_seconds is not None
     assert kill.live_again_seconds < 10
+
+
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs two server processes")
+async def test_devices_leave_a_paused_server_when_its_pongs_stop(
+    server_env: dict[str, str], servers: Callable[[int], list[ServerProcess]]
+) -> None:
+    workload, started = _workload(server_env, servers)
+    await workload.start()
+    paused = started[0].process
+    assert paused is not None
+    try:
+        await _until(lambda: len(workload.ledger.acks) >= 20)
+        paused_at = time.monotonic()
+        paused.send_signal(signal.SIGSTOP)
+        try:
+            # Only the missing pongs tell the clients: the sockets stay open.
+            await _until(lambda: _all_moved_off(workload, started[0].ws_url), 30)
+        finally:
+            paused.send_signal(signal.SIGCONT)
+        window = FaultWindow("SIGSTOP server 0", paused_at, time.monotonic())
+        assert await workload.settle(20), _unsettled(workload)
+        history = await workload.read_history()
+    finally:
+        await workload.stop()
+    result = check(workload.ledger, history=history, windows=[window])
+    assert result.ok, report.markdown(result, plot=None)
+    assert result.windows[1].acknowledged > 0
+    assert result.windows[1].errors["pong_timeout"] > 0
+
+
+def _all_moved_off(workload: Workload, url: str) -> bool:
+    return workload.all_live() and all(client.url != url for client in workload.clients)
