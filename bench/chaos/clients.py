@@ -145,6 +145,8 @@ class DeviceClient:
         self._last_received_at = 0.0
         self._ping_sent_at: float | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._between_sessions = asyncio.Event()
+        self._between_sessions.set()
         ledger.add_device(account.key, account.user_id, self.cursor)
 
     # --- the connection loop ----------------------------------------------------------
@@ -205,6 +207,7 @@ class DeviceClient:
     async def _session_on(self, ws: ClientConnection) -> bool:
         """Sync, then follow the stream until the socket closes; True if it became live."""
         self._session += 1
+        self._between_sessions.clear()
         self.ws = ws
         self.live = self._resyncing = self._flushing = False
         self._last_received_at = time.monotonic()
@@ -234,6 +237,7 @@ class DeviceClient:
             self.ledger.record_error(self.account.key, f"closed:{code}", frame=False)
         if code in FINAL_CLOSE_CODES:
             self.stopped = True
+        self._between_sessions.set()
         return became_live
 
     async def _watch(self, ws: ClientConnection) -> None:
@@ -459,11 +463,14 @@ class DeviceClient:
             ws.transport.abort()
 
     async def stop(self) -> None:
+        """Close for good; returns once the session has ended (and is in the ledger)."""
         self.stopped = True
         ws = self.ws
         if ws is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(ws.close(), 5)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._between_sessions.wait(), 5)
 
 
 async def _send(ws: ClientConnection, data: str) -> None:

@@ -5,6 +5,7 @@
     ...                             # faults; schedule.run() calls workload.reconnect_all()
     settled = await workload.settle(timeout=30)   # stops new sends, waits for delivery
     history = await workload.read_history()       # or history_from_database(dsn, ids)
+    await workload.take_offline(1)                # so that someone must show offline
     presence = await check_presence(workload.read_presence, workload.presence_truth())
     await workload.stop()
     result = check(workload.ledger, windows=..., history=history, presence=presence)
@@ -132,12 +133,24 @@ class Workload:
 
     async def stop(self) -> None:
         self.sending = False
-        self.ledger.stopped_at = time.monotonic()
+        self.ledger.stopped_at = min(self.ledger.stopped_at, time.monotonic())
         await asyncio.gather(*(client.stop() for client in self.clients))
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+
+    async def take_offline(self, users: int) -> list[int]:
+        """Close every device of the last ``users`` users for good (after ``settle``), so
+        that presence has users to show offline too; returns their ids. Ends the run for
+        the checker's live-again figures (``ledger.stopped_at``)."""
+        self.sending = False
+        self.ledger.stopped_at = min(self.ledger.stopped_at, time.monotonic())
+        gone = {account.user_id for account in self.accounts[len(self.accounts) - users :]}
+        await asyncio.gather(
+            *(client.stop() for client in self.clients if client.account.user_id in gone)
+        )
+        return sorted(gone)
 
     def reconnect_all(self) -> asyncio.Future[None]:
         """Drop every device's socket at once; each reconnects (and syncs) immediately.
