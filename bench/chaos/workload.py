@@ -14,6 +14,12 @@ Every user has a direct conversation with the next user (in a ring) and ``groups
 of ``group_size`` members; each user has ``devices_per_user`` devices (one sign-up, then
 log-ins). ``rate`` new messages per second in total go, at random (seeded), from a device
 to one of its user's conversations. Times are ``time.monotonic()`` seconds.
+
+The servers must allow what one load generator does: ``THROTTLE_SIGNUP`` and
+``THROTTLE_LOGIN`` high (all sign-ups come from one address) and, for rates above
+``SEND_RATE_LIMIT_PER_10S`` / 10 per user, a higher send limit. ``reconnect_all()`` acts
+when called (it returns a future that is already done, so it may be awaited or not).
+``history_from_database`` blocks: call it in a thread from the event loop.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from collections.abc import Callable
 import pytest
 
 from bench.chaos import report
-from bench.chaos.checker import HISTORY, FaultWindow, check, check_presence
+from bench.chaos.checker import HISTORY, CheckResult, FaultWindow, check, check_presence
 from bench.chaos.clients import ClientSettings, DeviceAccount, DeviceClient, DropFault, ServerPicker
 from bench.chaos.ledger import ChaosLedger
 from bench.chaos.workload import Workload, history_from_database
@@ -148,6 +148,16 @@ async def test_a_client_that_skips_a_message_is_reported_as_a_loss(
     assert result.totals()["duplicated"] == 0
 
 
+async def _passing_verdict(workload: Workload, windows: list[FaultWindow]) -> CheckResult:
+    """Settle, read the history, stop the workload: the checker's verdict must be a pass."""
+    assert await workload.settle(20), _unsettled(workload)
+    history = await workload.read_history()
+    await workload.stop()
+    result = check(workload.ledger, history=history, windows=windows)
+    assert result.ok, report.markdown(result, plot=None)
+    return result
+
+
 @pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs two server processes")
 async def test_devices_move_to_the_surviving_server_when_one_is_killed(
     server_env: dict[str, str], servers: Callable[[int], list[ServerProcess]]
@@ -160,12 +170,9 @@ async def test_devices_move_to_the_surviving_server_when_one_is_killed(
         started[0].kill()
         window = FaultWindow("kill -9 server 0", killed_at, time.monotonic())
         await _until(lambda: len(workload.ledger.acks) >= 60 and workload.all_live())
-        assert await workload.settle(20), _unsettled(workload)
-        history = await workload.read_history()
+        result = await _passing_verdict(workload, [window])
     finally:
         await workload.stop()
-    result = check(workload.ledger, history=history, windows=[window])
-    assert result.ok, report.markdown(result, plot=None)
     kill = result.windows[1]
     assert kill.acknowledged > 0
     assert kill.live_again_seconds is not None
@@ -190,12 +197,9 @@ async def test_devices_leave_a_paused_server_when_its_pongs_stop(
         finally:
             paused.send_signal(signal.SIGCONT)
         window = FaultWindow("SIGSTOP server 0", paused_at, time.monotonic())
-        assert await workload.settle(20), _unsettled(workload)
-        history = await workload.read_history()
+        result = await _passing_verdict(workload, [window])
     finally:
         await workload.stop()
-    result = check(workload.ledger, history=history, windows=[window])
-    assert result.ok, report.markdown(result, plot=None)
     assert result.windows[1].acknowledged > 0
     assert result.windows[1].errors["pong_timeout"] > 0
 
