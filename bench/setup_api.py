@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import httpx
 import orjson
@@ -37,19 +38,27 @@ async def _post(client: httpx.AsyncClient, url: str, body: object, token: str = 
     raise SetupError(f"POST {url}: {response.status_code} {response.text[:300]}")
 
 
-async def _sign_up_all(base_urls: Sequence[str], count: int) -> list[tuple[int, str]]:
-    """(user id, device token) for ``count`` new users."""
+@dataclass(frozen=True)
+class Account:
+    user_id: int
+    username: str
+    token: str
+
+
+async def sign_up_accounts(base_urls: Sequence[str], count: int) -> list[Account]:
+    """``count`` new users (one device token each), spread over the servers."""
     run = secrets.token_hex(3)
     limit = asyncio.Semaphore(CONCURRENCY)
-    results: list[tuple[int, str]] = [(0, "")] * count
+    results: list[Account | None] = [None] * count
 
     async def one(client: httpx.AsyncClient, index: int) -> None:
+        username = f"b{run}u{index}"
         async with limit:
             body = await _post(
                 client,
                 f"{base_urls[index % len(base_urls)]}/api/v1/auth/signup",
                 {
-                    "username": f"b{run}u{index}",
+                    "username": username,
                     "password": PASSWORD,
                     "device_name": "bench",
                     "platform": "other",
@@ -57,14 +66,41 @@ async def _sign_up_all(base_urls: Sequence[str], count: int) -> list[tuple[int, 
             )
         if not isinstance(body, dict):
             raise SetupError(f"unexpected sign-up reply {body!r}")
-        results[index] = (int(body["user"]["id"]), str(body["token"]))
+        results[index] = Account(int(body["user"]["id"]), username, str(body["token"]))
 
     async with httpx.AsyncClient(timeout=60) as client:
         await asyncio.gather(*(one(client, index) for index in range(count)))
-    return results
+    return [account for account in results if account is not None]
 
 
-async def _create_conversations(
+async def log_in_devices(base_urls: Sequence[str], accounts: Sequence[Account]) -> list[str]:
+    """One more device (a log-in, so a new token) for each account, in order."""
+    limit = asyncio.Semaphore(CONCURRENCY)
+
+    async def one(client: httpx.AsyncClient, index: int, account: Account) -> str:
+        async with limit:
+            body = await _post(
+                client,
+                f"{base_urls[index % len(base_urls)]}/api/v1/auth/login",
+                {"username": account.username, "password": PASSWORD, "device_name": "bench"},
+            )
+        if not isinstance(body, dict):
+            raise SetupError(f"unexpected log-in reply {body!r}")
+        return str(body["token"])
+
+    async with httpx.AsyncClient(timeout=60) as client:
+        return list(
+            await asyncio.gather(*(one(client, i, account) for i, account in enumerate(accounts)))
+        )
+
+
+async def _sign_up_all(base_urls: Sequence[str], count: int) -> list[tuple[int, str]]:
+    """(user id, device token) for ``count`` new users."""
+    accounts = await sign_up_accounts(base_urls, count)
+    return [(account.user_id, account.token) for account in accounts]
+
+
+async def create_conversations(
     base_urls: Sequence[str],
     users: Sequence[tuple[int, str]],
     groups: Sequence[Sequence[int]],
@@ -115,7 +151,7 @@ def chat_population(
     created = asyncio.run(_sign_up_all(base_urls, users))
     memberships = _partition(users, group_size)
     conversations = (
-        asyncio.run(_create_conversations(base_urls, created, memberships, direct=group_size == 2))
+        asyncio.run(create_conversations(base_urls, created, memberships, direct=group_size == 2))
         if memberships
         else []
     )

@@ -2,7 +2,8 @@
 
 The cluster starts its own PostgreSQL (``initdb``) and ``redis-server``, so it needs their
 binaries on the machine: these tests run on the production configuration only, where
-those are required anyway. The proxy tests need nothing and run on both.
+those are required anyway. The proxy tests need nothing and run on both. The workload's
+end-to-end tests (test_clients.py) run against the live servers tests/e2e starts.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import websockets
 
 from bench.chaos.cluster import Cluster
 from bench.chaos.services import wait_until
+from tests.e2e.conftest import server_env, servers  # noqa: F401 (fixtures)
 
 PRODUCTION = os.environ.get("CHAT_TEST_CONFIG") == "production"
 needs_cluster = pytest.mark.skipif(
