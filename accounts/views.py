@@ -13,7 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from chatproject.api.input import validated
+from chatproject.api.input import accepts, validated
 from chatproject.api.schema import errors
 
 from . import services
@@ -60,13 +60,12 @@ class SignUpView(APIView):
     authentication_classes: list[type] = []
     throttle_classes = [SignUpThrottle]
 
-    @extend_schema(
-        request=SignUpSerializer,
+    @accepts(
+        SignUpSerializer,
         responses={201: TokenResponseSerializer, **errors(403, 409)},
         summary="Create an account and log in",
     )
-    def post(self, request: Request) -> Response:
-        values = validated(SignUpSerializer, request.data)
+    def post(self, request: Request, values: dict[str, Any]) -> Response:
         with transaction.atomic():
             user = services.sign_up(
                 username=values["username"],
@@ -131,13 +130,12 @@ class LogoutView(APIView):
 
 
 class PasswordChangeView(APIView):
-    @extend_schema(
-        request=PasswordChangeSerializer,
+    @accepts(
+        PasswordChangeSerializer,
         responses={204: None},
         summary="Change password (logs out other devices)",
     )
-    def post(self, request: Request) -> Response:
-        values = validated(PasswordChangeSerializer, request.data)
+    def post(self, request: Request, values: dict[str, Any]) -> Response:
         device = request_device(request)
         user = request_user(request)
         services.change_password(
@@ -225,13 +223,12 @@ class ContactListView(APIView):
         contacts = services.list_contacts(request_user(request))
         return Response(ContactSerializer(contacts, many=True).data)
 
-    @extend_schema(
-        request=AddContactSerializer,
+    @accepts(
+        AddContactSerializer,
         responses={201: ContactSerializer, **errors(404)},
         summary="Add a contact",
     )
-    def post(self, request: Request) -> Response:
-        values = validated(AddContactSerializer, request.data)
+    def post(self, request: Request, values: dict[str, Any]) -> Response:
         link = services.add_contact(request_user(request), values["user_id"])
         return Response(ContactSerializer(link).data, status=status.HTTP_201_CREATED)
 

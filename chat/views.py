@@ -15,7 +15,7 @@ from accounts.models import User
 from chat import replies
 from chat.frames import message_payload
 from chat.services import conversations, messages, sync
-from chatproject.api.input import validated
+from chatproject.api.input import accepts
 from chatproject.api.pagination import HasMorePagination
 from chatproject.api.schema import errors, integer_parameter
 from chatproject.errors import NotFound
@@ -77,8 +77,8 @@ class ConversationListView(ChatView):
         )
         return paginator.get_paginated_response(conversations.summaries(page))
 
-    @extend_schema(
-        request=CreateConversationSerializer,
+    @accepts(
+        CreateConversationSerializer,
         responses={
             201: ConversationSerializer,
             200: ConversationSerializer,
@@ -86,8 +86,7 @@ class ConversationListView(ChatView):
         },
         summary="Start a direct conversation or create a group",
     )
-    def post(self, request: Request) -> Response:
-        values = validated(CreateConversationSerializer, request.data)
+    def post(self, request: Request, values: dict[str, Any]) -> Response:
         user = request_user(request)
         if values["kind"] == "direct":
             conversation, created = conversations.get_or_create_direct(user, values["user_id"])
@@ -110,13 +109,12 @@ class ConversationDetailView(ChatView):
     def get(self, request: Request, conversation_id: int) -> Response:
         return Response(_summary(request_user(request), conversation_id))
 
-    @extend_schema(
-        request=UpdateConversationSerializer,
+    @accepts(
+        UpdateConversationSerializer,
         responses={200: ConversationSerializer, **errors(403)},
         summary="Rename a group, or mute/unmute for yourself",
     )
-    def patch(self, request: Request, conversation_id: int) -> Response:
-        values = validated(UpdateConversationSerializer, request.data)
+    def patch(self, request: Request, values: dict[str, Any], conversation_id: int) -> Response:
         user = request_user(request)
         if "name" in values:
             conversations.rename_group(user, conversation_id, values["name"])
@@ -126,14 +124,14 @@ class ConversationDetailView(ChatView):
 
 
 class MemberListView(ChatView):
-    @extend_schema(
-        request=AddMembersSerializer,
+    @accepts(
+        AddMembersSerializer,
         responses={200: ConversationSerializer, **errors(403, 409)},
         summary="Add members to a group",
     )
-    def post(self, request: Request, conversation_id: int) -> Response:
+    def post(self, request: Request, values: dict[str, Any], conversation_id: int) -> Response:
         user = request_user(request)
-        user_ids = validated(AddMembersSerializer, request.data)["user_ids"]
+        user_ids = values["user_ids"]
         conversations.add_members(user, conversation_id, user_ids)
         return Response(_summary(user, conversation_id))
 
@@ -167,13 +165,12 @@ class MessageListView(ChatView):
         )
         return Response({"results": replies.messages_body(page)})
 
-    @extend_schema(
-        request=SendSerializer,
+    @accepts(
+        SendSerializer,
         responses={201: SentSerializer, 200: SentSerializer, **errors(413)},
         summary="Send a message",
     )
-    def post(self, request: Request, conversation_id: int) -> Response:
-        values = validated(SendSerializer, request.data)
+    def post(self, request: Request, values: dict[str, Any], conversation_id: int) -> Response:
         result = messages.send_message(
             sender_id=request_user(request).pk,
             conversation_id=conversation_id,
@@ -194,13 +191,13 @@ class MessageDetailView(ChatView):
             raise NotFound("No such message.", code="unknown_message")
         return Response(replies.messages_body(found)[0])
 
-    @extend_schema(
-        request=EditSerializer,
+    @accepts(
+        EditSerializer,
         responses={200: MessageSerializer, **errors(403, 409)},
         summary="Edit your message",
     )
-    def patch(self, request: Request, message_id: int) -> Response:
-        text = validated(EditSerializer, request.data)["text"]
+    def patch(self, request: Request, values: dict[str, Any], message_id: int) -> Response:
+        text = values["text"]
         edited = messages.edit_message(
             user_id=request_user(request).pk, message_id=message_id, text=text
         )
@@ -217,16 +214,16 @@ class MessageDetailView(ChatView):
 
 
 class ReadView(ChatView):
-    @extend_schema(
-        request=ReadSerializer,
+    @accepts(
+        ReadSerializer,
         responses={200: ReadStateSerializer},
         summary="Mark read up to a message",
     )
-    def post(self, request: Request, conversation_id: int) -> Response:
+    def post(self, request: Request, values: dict[str, Any], conversation_id: int) -> Response:
         membership = sync.mark_read(
             user_id=request_user(request).pk,
             conversation_id=conversation_id,
-            message_id=validated(ReadSerializer, request.data)["message_id"],
+            message_id=values["message_id"],
         )
         return Response(replies.read_state(membership))
 

@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.authentication import request_device, request_user
-from chatproject.api.input import validated
+from chatproject.api.input import accepts
 from chatproject.errors import ServiceError
 
 from . import registrations as push_registrations
@@ -66,13 +66,12 @@ class RegistrationListView(APIView):
         registrations = push_registrations.registrations_of(request_user(request))
         return Response([_registration(r, current) for r in registrations])
 
-    @extend_schema(
-        request=RegisterSerializer,
+    @accepts(
+        RegisterSerializer,
         responses={200: RegistrationSerializer, 201: RegistrationSerializer},
         summary="Register (or replace) this device's FCM token or Web Push subscription",
     )
-    def post(self, request: Request) -> Response:
-        values = validated(RegisterSerializer, request.data)
+    def post(self, request: Request, values: dict[str, Any]) -> Response:
         device = request_device(request)
         if device is None:
             raise ServiceError("Push registrations belong to a logged-in device.", code="no_device")
@@ -108,13 +107,12 @@ class SettingsView(APIView):
     def get(self, request: Request) -> Response:
         return Response(_settings(push_registrations.settings_of(request_user(request))))
 
-    @extend_schema(
-        request=NotificationSettingsSerializer,
+    @accepts(
+        NotificationSettingsSerializer,
         responses={200: NotificationSettingsSerializer},
         summary="Change do-not-disturb and text previews",
     )
-    def patch(self, request: Request) -> Response:
-        values = validated(NotificationSettingsSerializer, request.data)
+    def patch(self, request: Request, values: dict[str, Any]) -> Response:
         preferences = push_registrations.update_settings(
             request_user(request),
             do_not_disturb=values.get("do_not_disturb"),

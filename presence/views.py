@@ -3,6 +3,8 @@ the user's own setting to hide their presence. Each view parses, calls presence.
 
 from __future__ import annotations
 
+from typing import Any
+
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
@@ -11,7 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.authentication import request_user
-from chatproject.api.input import validated
+from chatproject.api.input import accepts
 from chatproject.limits import MAX_ID
 
 from . import services
@@ -83,8 +85,7 @@ class PresenceSettingsView(APIView):
     def get(self, request: Request) -> Response:
         return Response({"hidden": services.is_hidden(request_user(request).pk)})
 
-    @extend_schema(request=PresenceSettingsSerializer, responses=PresenceSettingsSerializer)
-    def patch(self, request: Request) -> Response:
-        values = validated(PresenceSettingsSerializer, request.data)
+    @accepts(PresenceSettingsSerializer, responses=PresenceSettingsSerializer)
+    def patch(self, request: Request, values: dict[str, Any]) -> Response:
         hidden = services.set_hidden(request_user(request).pk, hidden=values["hidden"])
         return Response({"hidden": hidden})

@@ -101,9 +101,9 @@ def fault_windows(timeline: Timeline) -> list[FaultWindow]:
     ]
 
 
-async def _drive(cluster: Cluster, schedule: Schedule, options: ChaosOptions) -> tuple[
-    Workload, Timeline, CheckResult
-]:
+async def _drive(
+    cluster: Cluster, schedule: Schedule, options: ChaosOptions
+) -> tuple[Workload, Timeline, CheckResult]:
     workload = Workload(
         cluster.http_urls,
         cluster.ws_urls,
@@ -154,9 +154,7 @@ def run_chaos(options: ChaosOptions, *, out: Path, command: str) -> int:
         (timeline.started + event.at, f"{event.kind} {event.fault or ''}".strip())
         for event in timeline.events
     ]
-    write(
-        folder, workload.ledger, result, timeline=events, windows=windows, command=command
-    )
+    write(folder, workload.ledger, result, timeline=events, windows=windows, command=command)
     print(figures_table(result), flush=True)
     print(f"totals: {result.totals()}", flush=True)
     print(f"report: {folder / 'report.md'}", flush=True)
