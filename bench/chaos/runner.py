@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from .checker import CheckResult, FaultWindow, check, check_presence
@@ -46,39 +46,31 @@ class ChaosOptions:
     settle_seconds: float = 60.0
 
 
+# The options that go to the workload as they are (the others shape the schedule).
+WORKLOAD_OPTIONS = ("users", "devices_per_user", "groups", "group_size", "rate", "seed")
+HELP = {
+    "faults": f"comma-separated, ordered by the seed: {', '.join(FAULTS)}",
+    "rate": "new messages per second, in total",
+    "settle_seconds": "how long to wait after the faults for every delivery",
+}
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    defaults = ChaosOptions()
-    parser.add_argument("--seed", type=int, default=defaults.seed)
-    parser.add_argument(
-        "--faults",
-        default=",".join(defaults.faults),
-        help=f"comma-separated, in the schedule's order drawn from the seed: {', '.join(FAULTS)}",
-    )
-    parser.add_argument("--fault-seconds", type=float, default=defaults.fault_seconds)
-    parser.add_argument("--gap-seconds", type=float, default=defaults.gap_seconds)
-    parser.add_argument("--servers", type=int, default=defaults.servers)
-    parser.add_argument("--users", type=int, default=defaults.users)
-    parser.add_argument("--devices-per-user", type=int, default=defaults.devices_per_user)
-    parser.add_argument("--groups", type=int, default=defaults.groups)
-    parser.add_argument("--group-size", type=int, default=defaults.group_size)
-    parser.add_argument("--rate", type=float, default=defaults.rate, help="sends/s in total")
-    parser.add_argument("--settle-seconds", type=float, default=defaults.settle_seconds)
+    """One ``--option`` per ChaosOptions field, with its default."""
+    for option in fields(ChaosOptions):
+        default = getattr(ChaosOptions(), option.name)
+        parser.add_argument(
+            "--" + option.name.replace("_", "-"),
+            type=str if isinstance(default, tuple) else type(default),
+            default=",".join(default) if isinstance(default, tuple) else default,
+            help=HELP.get(option.name),
+        )
 
 
 def options_from(args: argparse.Namespace) -> ChaosOptions:
-    return ChaosOptions(
-        seed=args.seed,
-        faults=tuple(name.strip() for name in args.faults.split(",") if name.strip()),
-        fault_seconds=args.fault_seconds,
-        gap_seconds=args.gap_seconds,
-        servers=args.servers,
-        users=args.users,
-        devices_per_user=args.devices_per_user,
-        groups=args.groups,
-        group_size=args.group_size,
-        rate=args.rate,
-        settle_seconds=args.settle_seconds,
-    )
+    values = {option.name: getattr(args, option.name) for option in fields(ChaosOptions)}
+    values["faults"] = tuple(name.strip() for name in args.faults.split(",") if name.strip())
+    return ChaosOptions(**values)
 
 
 class _FromRunnerThread:
@@ -107,12 +99,7 @@ async def _drive(
     workload = Workload(
         cluster.http_urls,
         cluster.ws_urls,
-        users=options.users,
-        devices_per_user=options.devices_per_user,
-        groups=options.groups,
-        group_size=options.group_size,
-        rate=options.rate,
-        seed=options.seed,
+        **{name: getattr(options, name) for name in WORKLOAD_OPTIONS},
     )
     await workload.start()
     proxy = _FromRunnerThread(workload, asyncio.get_running_loop())
