@@ -108,6 +108,7 @@ class PendingSend:
     attempts: int = 0
     last_sent_at: float = 0.0
     session: int = -1  # the session that last transmitted it
+    server_errors: int = 0  # in a row: each one doubles the wait before the next retry
 
 
 class DeviceClient:
@@ -450,7 +451,11 @@ class DeviceClient:
             retry_after = float(frame.get("retry_after") or 1.0)
             pending.last_sent_at = time.monotonic() + retry_after - self.settings.send_timeout
         elif code == "server_error":
-            pending.last_sent_at = 0.0  # the outcome is unknown: retry at once
+            # The outcome is unknown: retry, but back off, or every device retrying at once
+            # while Redis or PostgreSQL is down multiplies the load (docs/protocol.md).
+            delay = self._backoff(pending.server_errors)
+            pending.server_errors += 1
+            pending.last_sent_at = time.monotonic() + delay - self.settings.send_timeout
         else:
             del self.outbox[pending.client_msg_id]  # refused: retrying would be refused too
 

@@ -18,7 +18,14 @@ import pytest
 
 from bench.chaos import report
 from bench.chaos.checker import HISTORY, CheckResult, FaultWindow, check, check_presence
-from bench.chaos.clients import ClientSettings, DeviceAccount, DeviceClient, DropFault, ServerPicker
+from bench.chaos.clients import (
+    ClientSettings,
+    DeviceAccount,
+    DeviceClient,
+    DropFault,
+    PendingSend,
+    ServerPicker,
+)
 from bench.chaos.ledger import ChaosLedger
 from bench.chaos.workload import Workload, history_from_database
 from tests.e2e.conftest import ServerProcess
@@ -46,6 +53,22 @@ def test_backoff_doubles_with_jitter_up_to_the_cap() -> None:
         delays = [client._backoff(failures) for _ in range(50)]
         assert all(step / 2 <= delay <= step for delay in delays)
         assert len(set(delays)) > 1  # jittered, so devices do not reconnect in lockstep
+
+
+def test_sends_answered_server_error_are_retried_later_each_time() -> None:
+    settings = ClientSettings(backoff_initial=0.5, backoff_cap=4.0, send_timeout=8.0)
+    account = DeviceAccount("u1d0", 1, "token", (1,))
+    client = DeviceClient(account, ["ws://a"], ChaosLedger(), settings=settings, seed=3)
+    client.outbox["m1"] = PendingSend(conversation_id=1, client_msg_id="m1", text="hi")
+    waits = []
+    for _ in range(5):
+        client._on_error({"type": "error", "code": "server_error", "ref": "m1"})
+        due = client.outbox["m1"].last_sent_at + settings.send_timeout
+        waits.append(due - time.monotonic())
+    # Each retry waits about twice as long as the one before, up to the cap; still pending.
+    for wait, step in zip(waits, [0.5, 1.0, 2.0, 4.0, 4.0], strict=True):
+        assert step / 2 - 0.05 <= wait <= step, waits
+    assert "m1" in client.outbox
 
 
 def _workload(
