@@ -60,12 +60,9 @@ class SignUpView(APIView):
     authentication_classes: list[type] = []
     throttle_classes = [SignUpThrottle]
 
-    @accepts(
-        SignUpSerializer,
-        responses={201: TokenResponseSerializer, **errors(403, 409)},
-        summary="Create an account and log in",
-    )
+    @accepts(SignUpSerializer, responses={201: TokenResponseSerializer, **errors(403, 409)})
     def post(self, request: Request, values: dict[str, Any]) -> Response:
+        """Create an account and log in."""
         with transaction.atomic():
             user = services.sign_up(
                 username=values["username"],
@@ -91,11 +88,10 @@ class LoginView(APIView):
         return self.login_throttles
 
     @extend_schema(
-        request=LoginSerializer,
-        responses={200: TokenResponseSerializer, **errors(401, 403)},
-        summary="Log in and get a device token",
+        request=LoginSerializer, responses={200: TokenResponseSerializer, **errors(401, 403)}
     )
     def post(self, request: Request) -> Response:
+        """Log in and get a device token."""
         wrong_password = False
         try:
             values = validated(LoginSerializer, request.data)
@@ -118,10 +114,9 @@ class LoginView(APIView):
 
 
 class LogoutView(APIView):
-    @extend_schema(
-        request=None, responses={204: None}, summary="Log out this device (revokes its token)"
-    )
+    @extend_schema(request=None, responses={204: None})
     def post(self, request: Request) -> Response:
+        """Log out this device (revokes its token)."""
         device = request_device(request)
         if device is not None:
             services.revoke_device(device)
@@ -130,12 +125,9 @@ class LogoutView(APIView):
 
 
 class PasswordChangeView(APIView):
-    @accepts(
-        PasswordChangeSerializer,
-        responses={204: None},
-        summary="Change password (logs out other devices)",
-    )
+    @accepts(PasswordChangeSerializer, responses={204: None})
     def post(self, request: Request, values: dict[str, Any]) -> Response:
+        """Change password (logs out other devices)."""
         device = request_device(request)
         user = request_user(request)
         services.change_password(
@@ -181,12 +173,9 @@ class DeviceListView(generics.ListAPIView[Device]):
 
 
 class DeviceRevokeView(APIView):
-    @extend_schema(
-        request=None,
-        responses={204: None},
-        summary="Revoke a device: its token stops working at once",
-    )
+    @extend_schema(request=None, responses={204: None})
     def delete(self, request: Request, device_id: int) -> Response:
+        """Revoke a device: its token stops working at once."""
         services.revoke_user_device(request_user(request), device_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -212,29 +201,29 @@ class UserSearchView(generics.ListAPIView[User]):
 
 
 class UserDetailView(APIView):
-    @extend_schema(responses={200: UserSerializer}, summary="A user's public profile")
+    @extend_schema(responses={200: UserSerializer})
     def get(self, request: Request, user_id: int) -> Response:
+        """A user's public profile."""
         return Response(UserSerializer(services.get_active_user(user_id)).data)
 
 
 class ContactListView(APIView):
-    @extend_schema(responses={200: ContactSerializer(many=True)}, summary="List contacts")
+    @extend_schema(responses={200: ContactSerializer(many=True)})
     def get(self, request: Request) -> Response:
+        """List contacts."""
         contacts = services.list_contacts(request_user(request))
         return Response(ContactSerializer(contacts, many=True).data)
 
-    @accepts(
-        AddContactSerializer,
-        responses={201: ContactSerializer, **errors(404)},
-        summary="Add a contact",
-    )
+    @accepts(AddContactSerializer, responses={201: ContactSerializer, **errors(404)})
     def post(self, request: Request, values: dict[str, Any]) -> Response:
+        """Add a contact."""
         link = services.add_contact(request_user(request), values["user_id"])
         return Response(ContactSerializer(link).data, status=status.HTTP_201_CREATED)
 
 
 class ContactDetailView(APIView):
-    @extend_schema(request=None, responses={204: None}, summary="Remove a contact")
+    @extend_schema(request=None, responses={204: None})
     def delete(self, request: Request, user_id: int) -> Response:
+        """Remove a contact."""
         services.remove_contact(request_user(request), user_id)
         return Response(status=status.HTTP_204_NO_CONTENT)

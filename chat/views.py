@@ -68,9 +68,9 @@ class ConversationListView(ChatView):
         ],
         responses={200: ConversationPageSerializer},
         operation_id="v1_conversations_list",
-        summary="The user's conversations, latest activity first",
     )
     def get(self, request: Request) -> Response:
+        """The user's conversations, latest activity first."""
         paginator = ConversationPagination()
         page = paginator.paginate_queryset(
             conversations.memberships_of(request_user(request)), request, self
@@ -84,9 +84,9 @@ class ConversationListView(ChatView):
             200: ConversationSerializer,
             **errors(404, 409),
         },
-        summary="Start a direct conversation or create a group",
     )
     def post(self, request: Request, values: dict[str, Any]) -> Response:
+        """Start a direct conversation or create a group."""
         user = request_user(request)
         if values["kind"] == "direct":
             conversation, created = conversations.get_or_create_direct(user, values["user_id"])
@@ -102,19 +102,14 @@ class ConversationListView(ChatView):
 
 
 class ConversationDetailView(ChatView):
-    @extend_schema(
-        responses={200: ConversationSerializer},
-        summary="One conversation with its members' read positions",
-    )
+    @extend_schema(responses={200: ConversationSerializer})
     def get(self, request: Request, conversation_id: int) -> Response:
+        """One conversation with its members' read positions."""
         return Response(_summary(request_user(request), conversation_id))
 
-    @accepts(
-        UpdateConversationSerializer,
-        responses={200: ConversationSerializer, **errors(403)},
-        summary="Rename a group, or mute/unmute for yourself",
-    )
+    @accepts(UpdateConversationSerializer, responses={200: ConversationSerializer, **errors(403)})
     def patch(self, request: Request, values: dict[str, Any], conversation_id: int) -> Response:
+        """Rename a group, or mute/unmute for yourself."""
         user = request_user(request)
         if "name" in values:
             conversations.rename_group(user, conversation_id, values["name"])
@@ -124,12 +119,9 @@ class ConversationDetailView(ChatView):
 
 
 class MemberListView(ChatView):
-    @accepts(
-        AddMembersSerializer,
-        responses={200: ConversationSerializer, **errors(403, 409)},
-        summary="Add members to a group",
-    )
+    @accepts(AddMembersSerializer, responses={200: ConversationSerializer, **errors(403, 409)})
     def post(self, request: Request, values: dict[str, Any], conversation_id: int) -> Response:
+        """Add members to a group."""
         user = request_user(request)
         user_ids = values["user_ids"]
         conversations.add_members(user, conversation_id, user_ids)
@@ -137,12 +129,9 @@ class MemberListView(ChatView):
 
 
 class MemberDetailView(ChatView):
-    @extend_schema(
-        request=None,
-        responses={204: None, **errors(400, 403)},
-        summary="Remove a member, or leave (your own id)",
-    )
+    @extend_schema(request=None, responses={204: None, **errors(400, 403)})
     def delete(self, request: Request, conversation_id: int, user_id: int) -> Response:
+        """Remove a member, or leave (your own id)."""
         conversations.remove_member(request_user(request), conversation_id, user_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -152,9 +141,9 @@ class MessageListView(ChatView):
         parameters=[HistoryQuerySerializer],
         responses={200: MessagePageSerializer},
         operation_id="v1_conversations_messages_list",
-        summary="A page of history, newest first",
     )
     def get(self, request: Request, conversation_id: int) -> Response:
+        """A page of history, newest first."""
         query = HistoryQuerySerializer.parse(request)
         page = messages.history_page(
             request_user(request).pk,
@@ -165,12 +154,9 @@ class MessageListView(ChatView):
         )
         return Response({"results": replies.messages_body(page)})
 
-    @accepts(
-        SendSerializer,
-        responses={201: SentSerializer, 200: SentSerializer, **errors(413)},
-        summary="Send a message",
-    )
+    @accepts(SendSerializer, responses={201: SentSerializer, 200: SentSerializer, **errors(413)})
     def post(self, request: Request, values: dict[str, Any], conversation_id: int) -> Response:
+        """Send a message."""
         result = messages.send_message(
             sender_id=request_user(request).pk,
             conversation_id=conversation_id,
@@ -184,42 +170,34 @@ class MessageListView(ChatView):
 
 
 class MessageDetailView(ChatView):
-    @extend_schema(responses={200: MessageSerializer}, summary="One message with its full text")
+    @extend_schema(responses={200: MessageSerializer})
     def get(self, request: Request, message_id: int) -> Response:
+        """One message with its full text."""
         found = messages.fetch_messages(request_user(request).pk, [message_id])
         if not found:
             raise NotFound("No such message.", code="unknown_message")
         return Response(replies.messages_body(found)[0])
 
-    @accepts(
-        EditSerializer,
-        responses={200: MessageSerializer, **errors(403, 409)},
-        summary="Edit your message",
-    )
+    @accepts(EditSerializer, responses={200: MessageSerializer, **errors(403, 409)})
     def patch(self, request: Request, values: dict[str, Any], message_id: int) -> Response:
+        """Edit your message."""
         text = values["text"]
         edited = messages.edit_message(
             user_id=request_user(request).pk, message_id=message_id, text=text
         )
         return Response(message_payload(edited))
 
-    @extend_schema(
-        request=None,
-        responses={204: None, **errors(403, 409)},
-        summary="Delete your message (leaves a tombstone)",
-    )
+    @extend_schema(request=None, responses={204: None, **errors(403, 409)})
     def delete(self, request: Request, message_id: int) -> Response:
+        """Delete your message (leaves a tombstone)."""
         messages.delete_message(user_id=request_user(request).pk, message_id=message_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class ReadView(ChatView):
-    @accepts(
-        ReadSerializer,
-        responses={200: ReadStateSerializer},
-        summary="Mark read up to a message",
-    )
+    @accepts(ReadSerializer, responses={200: ReadStateSerializer})
     def post(self, request: Request, values: dict[str, Any], conversation_id: int) -> Response:
+        """Mark read up to a message."""
         membership = sync.mark_read(
             user_id=request_user(request).pk,
             conversation_id=conversation_id,
@@ -229,12 +207,9 @@ class ReadView(ChatView):
 
 
 class SyncView(ChatView):
-    @extend_schema(
-        parameters=[SyncQuerySerializer],
-        responses={200: SyncPageSerializer},
-        summary="A page of the user's sync queue after a cursor (for clients without a socket)",
-    )
+    @extend_schema(parameters=[SyncQuerySerializer], responses={200: SyncPageSerializer})
     def get(self, request: Request) -> Response:
+        """A page of the user's sync queue after a cursor (for clients without a socket)."""
         query = SyncQuerySerializer.parse(request)
         page = sync.sync_page(
             request_user(request).pk, after_seq=query["after"], limit=query["limit"]

@@ -196,7 +196,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "chatproject.api.pagination.DefaultPagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "chatproject.api.schema.DocstringSchema",
     "EXCEPTION_HANDLER": "chatproject.api.errors.exception_handler",
     # Trusted proxies in front that append to X-Forwarded-For; the client address for
     # throttling is the one the outermost of them saw. 0: REMOTE_ADDR (a client could

@@ -50,28 +50,26 @@ class VapidKeyView(APIView):
     permission_classes = [AllowAny]
     authentication_classes = []
 
-    @extend_schema(responses={200: VapidKeySerializer}, summary="The Web Push VAPID public key")
+    @extend_schema(responses={200: VapidKeySerializer})
     def get(self, request: Request) -> Response:
+        """The Web Push VAPID public key."""
         return Response({"public_key": vapid.public_key()})
 
 
 class RegistrationListView(APIView):
-    @extend_schema(
-        responses={200: RegistrationSerializer(many=True)},
-        summary="Your devices' push registrations",
-    )
+    @extend_schema(responses={200: RegistrationSerializer(many=True)})
     def get(self, request: Request) -> Response:
+        """Your devices' push registrations."""
         device = request_device(request)
         current = device.pk if device else None
         registrations = push_registrations.registrations_of(request_user(request))
         return Response([_registration(r, current) for r in registrations])
 
     @accepts(
-        RegisterSerializer,
-        responses={200: RegistrationSerializer, 201: RegistrationSerializer},
-        summary="Register (or replace) this device's FCM token or Web Push subscription",
+        RegisterSerializer, responses={200: RegistrationSerializer, 201: RegistrationSerializer}
     )
     def post(self, request: Request, values: dict[str, Any]) -> Response:
+        """Register (or replace) this device's FCM token or Web Push subscription."""
         device = request_device(request)
         if device is None:
             raise ServiceError("Push registrations belong to a logged-in device.", code="no_device")
@@ -96,23 +94,22 @@ class RegistrationListView(APIView):
 
 
 class RegistrationDetailView(APIView):
-    @extend_schema(request=None, responses={204: None}, summary="Remove a push registration")
+    @extend_schema(request=None, responses={204: None})
     def delete(self, request: Request, registration_id: int) -> Response:
+        """Remove a push registration."""
         push_registrations.unregister(request_user(request), registration_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class SettingsView(APIView):
-    @extend_schema(responses={200: NotificationSettingsSerializer}, summary="Push settings")
+    @extend_schema(responses={200: NotificationSettingsSerializer})
     def get(self, request: Request) -> Response:
+        """Push settings."""
         return Response(_settings(push_registrations.settings_of(request_user(request))))
 
-    @accepts(
-        NotificationSettingsSerializer,
-        responses={200: NotificationSettingsSerializer},
-        summary="Change do-not-disturb and text previews",
-    )
+    @accepts(NotificationSettingsSerializer, responses={200: NotificationSettingsSerializer})
     def patch(self, request: Request, values: dict[str, Any]) -> Response:
+        """Change do-not-disturb and text previews."""
         preferences = push_registrations.update_settings(
             request_user(request),
             do_not_disturb=values.get("do_not_disturb"),
