@@ -12,6 +12,9 @@
 * ``history`` (``StoredMessage`` rows, read over REST or from the database) holds each of
   those messages exactly once, and no ``client_msg_id`` of one user was stored twice;
 * ``pushes`` (push address -> message ids it received) has no message twice per address;
+  the acknowledged messages a push address's owner (``ledger.push_owners``: users whose
+  devices are not connected) should have been pushed and was not are reported as
+  ``push_missing`` (not a failure: a push is a best-effort hint, the stream is the truth);
 * ``presence`` is the verdict of ``check_presence`` (polls a reader until it matches
   the truth, within the documented 70 s).
 
@@ -85,6 +88,7 @@ class WindowFigures:
     duplicated: int = 0
     reordered: int = 0
     unacknowledged_stored: int = 0
+    push_missing: int = 0  # (address, message) pairs owed a push that never came
     live_again_seconds: float | None = 0.0  # None: not every device was live again
     errors: Counter[str] = field(default_factory=Counter)
 
@@ -99,6 +103,8 @@ class CheckResult:
     unacknowledged_stored: list[int]
     push_duplicates: dict[str, list[int]]
     presence: PresenceVerdict | None
+    push_missing: dict[str, list[int]] = field(default_factory=dict)
+    pushes_received: int = 0
 
     @property
     def ok(self) -> bool:
@@ -115,7 +121,9 @@ class CheckResult:
             "reordered": len({finding.message_id for finding in self.reordered}),
             "gaps": len(self.gaps),
             "unacknowledged_stored": len(self.unacknowledged_stored),
+            "pushes_received": self.pushes_received,
             "push_duplicates": sum(len(ids) for ids in self.push_duplicates.values()),
+            "push_missing": sum(len(ids) for ids in self.push_missing.values()),
         }
 
 
@@ -150,6 +158,8 @@ def check(
         unacknowledged_stored=sorted(unacked_stored),
         push_duplicates=push_duplicates(pushes or {}),
         presence=presence,
+        push_missing=push_missing(ledger, pushes) if pushes is not None else {},
+        pushes_received=sum(len(ids) for ids in (pushes or {}).values()),
     )
     result.windows = _figures(ledger, windows, result, set(acked))
     return result
@@ -263,6 +273,26 @@ def push_duplicates(received: Mapping[str, Sequence[int | str]]) -> dict[str, li
     return found
 
 
+def push_missing(
+    ledger: ChaosLedger, received: Mapping[str, Sequence[int | str]]
+) -> dict[str, list[int]]:
+    """Push address -> acknowledged messages it was owed and did not receive: those of its
+    owner's conversations sent by someone else (the owner has no connected device, so
+    every one of them is pushed)."""
+    missing: dict[str, list[int]] = {}
+    acked = ledger.acknowledged()
+    for address, owner in ledger.push_owners.items():
+        got = {int(message_id) for message_id in received.get(address, ())}
+        owed = sorted(
+            message_id
+            for message_id, ack in acked.items()
+            if owner in ledger.members.get(ack.conversation_id, ()) and ack.user_id != owner
+        )
+        if absent := [message_id for message_id in owed if message_id not in got]:
+            missing[address] = absent
+    return missing
+
+
 def _figures(
     ledger: ChaosLedger,
     windows: Sequence[FaultWindow],
@@ -294,6 +324,7 @@ def _figures(
                 duplicated=count(f.message_id for f in result.duplicated),
                 reordered=count(f.message_id for f in result.reordered),
                 unacknowledged_stored=count(result.unacknowledged_stored),
+                push_missing=sum(count(ids) for ids in result.push_missing.values()),
                 live_again_seconds=(
                     _live_again(ledger.timeline, len(ledger.devices), window, until)
                     if index

@@ -3,7 +3,8 @@
 ``start(cluster)`` injects the fault, ``stop(cluster)`` ends it and returns once the
 cluster has what it needs to heal (a killed process restarted and ready, a stopped service
 accepting connections again); whether the *product* heals is what the checker measures.
-``target`` is the index of the chat server a per-server fault acts on.
+``target`` is the index of the chat server a per-server fault acts on (``per_server``);
+the schedule aims those at the server holding the most devices when the fault starts.
 """
 
 from __future__ import annotations
@@ -15,18 +16,23 @@ from bench.chaos.proxy import CutMode, Proxy
 
 
 class Workload(Protocol):
-    """What ``reconnect_burst`` needs from the client workload.
+    """What the faults and the schedule need from the client workload.
 
-    ``reconnect_all`` is called from the fault runner's thread, not the workload's event
-    loop: it must hand the work over (``loop.call_soon_threadsafe``) and return at once.
+    Both are called from the fault runner's thread, not the workload's event loop: they
+    hand the work over (``loop.call_soon_threadsafe``) and return at once (or with the
+    answer).
     """
 
     def reconnect_all(self) -> None:
         """Drop every device's socket at once; each reconnects as its backoff says."""
 
+    def devices_per_server(self) -> list[int]:
+        """How many devices are connected to each chat server, by server index."""
+
 
 class Fault:
     name: ClassVar[str]
+    per_server: ClassVar[bool] = False  # acts on one chat server (``target``)
 
     def __init__(self, target: int = 0, workload: Workload | None = None) -> None:
         self.target = target
@@ -54,6 +60,7 @@ class KillServer(Fault):
     """``kill -9`` of one chat server; restarted on the same port when the fault ends."""
 
     name = "kill_server"
+    per_server = True
 
     def start(self, cluster: Cluster) -> None:
         self.server(cluster).kill()
@@ -67,6 +74,7 @@ class PauseServer(Fault):
     than the presence timeout plus a tick, then ``SIGCONT``."""
 
     name = "pause_server"
+    per_server = True
 
     @classmethod
     def min_window(cls, cluster: Cluster) -> float:
@@ -123,6 +131,7 @@ class _Partition(Fault):
     partition; ``reset`` makes every connection fail at once)."""
 
     mode: ClassVar[CutMode] = "blackhole"
+    per_server = True
 
     def __init__(
         self, target: int = 0, workload: Workload | None = None, *, mode: CutMode | None = None

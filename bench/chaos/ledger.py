@@ -84,6 +84,8 @@ class ChaosLedger:
     # conversation id -> member user ids; device key -> user id
     members: dict[int, tuple[int, ...]] = field(default_factory=dict)
     devices: dict[str, int] = field(default_factory=dict)
+    # push address (Web Push subscription name) -> user id, for users with no socket
+    push_owners: dict[str, int] = field(default_factory=dict)
     # device key -> the stored cursor it started from (its stream must follow on from it)
     start_cursors: dict[str, int] = field(default_factory=dict)
     attempts: list[SendAttempt] = field(default_factory=list)

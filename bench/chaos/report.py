@@ -31,12 +31,13 @@ def _errors(figure: WindowFigures) -> str:
 def figures_table(result: CheckResult) -> str:
     lines = [
         "| fault | acknowledged | lost | duplicated | reordered | unacknowledged but stored "
-        "| s until all devices live | errors seen by clients |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| pushes missing | s until all devices live | errors seen by clients |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     lines += [
         f"| {f.name} | {f.acknowledged} | {f.lost} | {f.duplicated} | {f.reordered} "
-        f"| {f.unacknowledged_stored} | {_seconds(f.live_again_seconds)} | {_errors(f)} |"
+        f"| {f.unacknowledged_stored} | {f.push_missing} | {_seconds(f.live_again_seconds)} "
+        f"| {_errors(f)} |"
         for f in result.windows
     ]
     return "\n".join(lines)
@@ -66,6 +67,7 @@ def markdown(result: CheckResult, *, command: str = "", plot: str | None = PLOT_
             [f"{g.device}: {g.cursor} -> {g.seq}" for g in result.gaps],
         ),
         ("Pushed twice", [f"{a}: {ids}" for a, ids in result.push_duplicates.items()]),
+        ("Never pushed", [f"{a}: {ids}" for a, ids in result.push_missing.items()]),
     ]
     for title, rows in details:
         if rows:

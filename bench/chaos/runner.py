@@ -43,15 +43,27 @@ class ChaosOptions:
     groups: int = 2
     group_size: int = 4
     rate: float = 20.0
+    push_users: int = 2
     settle_seconds: float = 60.0
+    push_settle_seconds: float = 30.0
 
 
 # The options that go to the workload as they are (the others shape the schedule).
-WORKLOAD_OPTIONS = ("users", "devices_per_user", "groups", "group_size", "rate", "seed")
+WORKLOAD_OPTIONS = (
+    "users",
+    "devices_per_user",
+    "groups",
+    "group_size",
+    "rate",
+    "push_users",
+    "seed",
+)
 HELP = {
     "faults": f"comma-separated, ordered by the seed: {', '.join(FAULTS)}",
     "rate": "new messages per second, in total",
+    "push_users": "users whose devices never connect and get Web Push instead",
     "settle_seconds": "how long to wait after the faults for every delivery",
+    "push_settle_seconds": "then how long to wait for every owed push",
 }
 
 
@@ -84,11 +96,21 @@ class _FromRunnerThread:
     def reconnect_all(self) -> None:
         self._loop.call_soon_threadsafe(self._workload.reconnect_all)
 
+    def devices_per_server(self) -> list[int]:
+        async def count() -> list[int]:
+            return self._workload.devices_per_server()
+
+        return asyncio.run_coroutine_threadsafe(count(), self._loop).result(timeout=10)
+
 
 def fault_windows(timeline: Timeline) -> list[FaultWindow]:
     """The schedule's windows on the ledger's clock (``time.monotonic()``)."""
     return [
-        FaultWindow(f"{fault} (server {target})", timeline.started + start, timeline.started + stop)
+        FaultWindow(
+            f"{fault} (server {target})" if FAULTS[fault].per_server else fault,
+            timeline.started + start,
+            timeline.started + stop,
+        )
         for fault, target, start, stop in timeline.windows()
     ]
 
@@ -99,6 +121,7 @@ async def _drive(
     workload = Workload(
         cluster.http_urls,
         cluster.ws_urls,
+        push_service=cluster.push_receiver,
         **{name: getattr(options, name) for name in WORKLOAD_OPTIONS},
     )
     await workload.start()
@@ -107,6 +130,7 @@ async def _drive(
         timeline = await asyncio.to_thread(run, cluster, schedule, proxy)
         await asyncio.to_thread(cluster.wait_healthy)
         await workload.settle(options.settle_seconds)
+        await workload.wait_for(workload.pushes_arrived, options.push_settle_seconds)
         conversation_ids = sorted(workload.ledger.members)
         history = await asyncio.to_thread(
             history_from_database, cluster.database_url, conversation_ids
@@ -116,7 +140,13 @@ async def _drive(
     finally:
         await workload.stop()
     windows = fault_windows(timeline)
-    result = check(workload.ledger, windows=windows, history=history, presence=presence)
+    result = check(
+        workload.ledger,
+        windows=windows,
+        history=history,
+        pushes=workload.pushes(),
+        presence=presence,
+    )
     return workload, timeline, result
 
 

@@ -8,7 +8,10 @@ needs it: a paused server must outlast the presence timeout), and ``gap`` second
 follow each, the last one included, so the system can settle before the checker runs.
 
 ``run(cluster, schedule, workload)`` applies it in real time and returns the ``Timeline``
-of what happened when (fault start and stop, processes restarted), for the report.
+of what happened when (fault start and stop, processes restarted), for the report. With a
+workload, a per-server fault is aimed at the server holding the most devices when it
+starts (the seeded target where servers tie): devices that fled one fault stay where they
+went, so a fixed target could hit a server nobody is on.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from bench.chaos.faults import FAULTS, Fault, Workload
 class Entry:
     start: float  # seconds after the run started
     fault: str
-    target: int  # chat server index
+    target: int  # chat server index (the seeded choice; see ``aimed_target``)
     window: float  # seconds from the fault's start to its stop
 
     @property
@@ -153,24 +156,37 @@ def run(
         for entry in schedule.entries:
             if _wait_until(timeline, entry.start, cancel):
                 break
-            _apply(cluster, entry, FAULTS[entry.fault](entry.target, workload), timeline, cancel)
+            fault_class = FAULTS[entry.fault]
+            target = aimed_target(fault_class, entry.target, workload)
+            _apply(cluster, entry, fault_class(target, workload), timeline, cancel)
         _wait_until(timeline, schedule.total, cancel)
     finally:
         cluster.listeners.remove(timeline.note_process)
     return timeline
 
 
+def aimed_target(fault_class: type[Fault], seeded: int, workload: Workload | None) -> int:
+    """The server a fault acts on: for a per-server fault, the one with the most devices
+    connected now (ties keep the seeded one); otherwise the seeded index, unused."""
+    if not fault_class.per_server or workload is None:
+        return seeded
+    counts = workload.devices_per_server()
+    if not counts or counts[seeded] == max(counts):
+        return seeded
+    return counts.index(max(counts))
+
+
 def _apply(
     cluster: Cluster, entry: Entry, fault: Fault, timeline: Timeline, cancel: threading.Event
 ) -> None:
-    timeline.add("fault_start", entry.fault, entry.target)
+    timeline.add("fault_start", entry.fault, fault.target)
     fault.start(cluster)
     try:
         _wait_until(timeline, entry.end, cancel)
     finally:
-        timeline.add("fault_stop", entry.fault, entry.target)
+        timeline.add("fault_stop", entry.fault, fault.target)
         fault.stop(cluster)
-        timeline.add("fault_healed", entry.fault, entry.target)
+        timeline.add("fault_healed", entry.fault, fault.target)
 
 
 def _wait_until(timeline: Timeline, offset: float, cancel: threading.Event) -> bool:

@@ -15,6 +15,11 @@ of ``group_size`` members; each user has ``devices_per_user`` devices (one sign-
 log-ins). ``rate`` new messages per second in total go, at random (seeded), from a device
 to one of its user's conversations. Times are ``time.monotonic()`` seconds.
 
+The last ``push_users`` users are phones in a pocket: their devices never open a socket
+and each registers a Web Push subscription with ``push_service`` (the cluster's local
+push receiver) instead, so every message to their conversations is pushed; ``pushes()``
+is what each subscription received, for the checker's "never pushed twice".
+
 The servers must allow what one load generator does: ``THROTTLE_SIGNUP`` and
 ``THROTTLE_LOGIN`` high (all sign-ups come from one address) and, for rates above
 ``SEND_RATE_LIMIT_PER_10S`` / 10 per user, a higher send limit. ``reconnect_all()`` acts
@@ -33,9 +38,11 @@ from typing import Any
 import httpx
 
 from bench.population import Conversation
+from bench.push_receivers import PushServices
 from bench.setup_api import Account, create_conversations, log_in_devices, sign_up_accounts
 
 from .checker import StoredMessage
+from .checker import push_missing as check_push_missing
 from .clients import ClientSettings, DeviceAccount, DeviceClient, DropFault
 from .ledger import ChaosLedger
 
@@ -57,9 +64,13 @@ class Workload:
         seed: int = 0,
         settings: ClientSettings | None = None,
         fault: DropFault | None = None,
+        push_users: int = 0,
+        push_service: PushServices | None = None,
     ) -> None:
         if users < 2 or group_size > users:
             raise ValueError("need at least 2 users and groups no larger than the users")
+        if push_users and (push_service is None or push_users > users - 2):
+            raise ValueError("push users need a push service and at least 2 other users")
         self.http_urls = list(http_urls)
         self.ws_urls = list(ws_urls)
         self.users = users
@@ -70,6 +81,8 @@ class Workload:
         self.seed = seed
         self.settings = settings or ClientSettings()
         self.fault = fault
+        self.push_users = push_users
+        self.push_service = push_service
         self.rng = random.Random(seed)
         self.ledger = ChaosLedger()
         self.clients: list[DeviceClient] = []
@@ -90,7 +103,9 @@ class Workload:
         conversations = await self._create_conversations()
         for conversation in conversations:
             self.ledger.members[conversation.id] = conversation.member_ids
-        for user_index, account in enumerate(self.accounts):
+        connected = len(self.accounts) - self.push_users
+        await self._register_pushes(self.accounts[connected:], tokens[connected:])
+        for user_index, account in enumerate(self.accounts[:connected]):
             joined = tuple(c.id for c in conversations if account.user_id in c.member_ids)
             for device_index, token in enumerate(tokens[user_index]):
                 device = DeviceAccount(
@@ -108,7 +123,7 @@ class Workload:
                 )
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(client.run()) for client in self.clients]
-        if not await self._wait_for(self.all_live, live_timeout):
+        if not await self.wait_for(self.all_live, live_timeout):
             raise TimeoutError(f"not every device was live within {live_timeout} s")
         self.sending = True
         self._tasks.append(loop.create_task(self._send_forever()))
@@ -125,6 +140,38 @@ class Workload:
         direct = await create_conversations(self.http_urls, users, pairs, direct=True)
         grouped = await create_conversations(self.http_urls, users, groups, direct=False)
         return [*direct, *grouped]
+
+    async def _register_pushes(
+        self, accounts: Sequence[Account], tokens: Sequence[Sequence[str]]
+    ) -> None:
+        """One Web Push subscription per device of each push user, registered over REST."""
+        if self.push_service is None:
+            return
+        async with httpx.AsyncClient(timeout=30) as http:
+            for account, held in zip(accounts, tokens, strict=True):
+                for device_index, token in enumerate(held):
+                    name = f"u{account.user_id}d{device_index}"
+                    subscription = self.push_service.new_subscription(name)
+                    body = {"kind": "webpush", "subscription": subscription.as_json()}
+                    response = await http.post(
+                        self.http_urls[0] + "/api/v1/push/registrations",
+                        json=body,
+                        headers={"Authorization": f"Bearer {token}"},
+                    )
+                    response.raise_for_status()
+                    self.ledger.push_owners[name] = account.user_id
+
+    def pushes(self) -> dict[str, list[int]]:
+        """Push address -> the message ids of the message pushes it received, in order."""
+        received: dict[str, list[int]] = {name: [] for name in self.ledger.push_owners}
+        for push in self.push_service.pushes() if self.push_service else []:
+            if push.payload.get("type") == "message" and push.target in received:
+                received[push.target].append(int(push.payload["message_id"]))
+        return received
+
+    def pushes_arrived(self) -> bool:
+        """Every push address received every acknowledged message it is owed."""
+        return not check_push_missing(self.ledger, self.pushes())
 
     async def _send_forever(self) -> None:
         """Open loop: one send every 1/rate seconds, due times fixed in advance."""
@@ -152,7 +199,8 @@ class Workload:
         the checker's live-again figures (``ledger.stopped_at``)."""
         self.sending = False
         self.ledger.stopped_at = min(self.ledger.stopped_at, time.monotonic())
-        gone = {account.user_id for account in self.accounts[len(self.accounts) - users :]}
+        connected = self.accounts[: len(self.accounts) - self.push_users]
+        gone = {account.user_id for account in connected[len(connected) - users :]}
         await asyncio.gather(
             *(client.stop() for client in self.clients if client.account.user_id in gone)
         )
@@ -169,6 +217,10 @@ class Workload:
         done.set_result(None)
         return done
 
+    def devices_per_server(self) -> list[int]:
+        """How many devices are connected to each server (by index in ``ws_urls``)."""
+        return [sum(1 for c in self.clients if c.url == url) for url in self.ws_urls]
+
     # --- settling ---------------------------------------------------------------------
     def all_live(self) -> bool:
         return all(client.live for client in self.clients)
@@ -184,10 +236,10 @@ class Workload:
         """Stop new sends, then wait until every device is live, every outbox is empty and
         every acknowledged message reached every member's devices; False on timeout."""
         self.sending = False
-        return await self._wait_for(self.settled, timeout)
+        return await self.wait_for(self.settled, timeout)
 
     @staticmethod
-    async def _wait_for(condition: Callable[[], bool], seconds: float) -> bool:
+    async def wait_for(condition: Callable[[], bool], seconds: float) -> bool:
         deadline = time.monotonic() + seconds
         while not condition():
             if time.monotonic() >= deadline:

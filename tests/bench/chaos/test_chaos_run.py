@@ -1,5 +1,6 @@
 """The short fault-injection run CI makes on every push: every fault once, and the run
-fails on any acknowledged message lost, duplicated or reordered (docs/reliability.md).
+fails on any acknowledged message lost, duplicated or reordered, or any push received
+twice (docs/reliability.md).
 
 It runs ``python -m bench chaos`` as an operator would and reads the report it writes.
 That the checker can fail at all is shown in test_clients.py: a client that drops one
@@ -37,10 +38,14 @@ def test_every_fault_once_loses_duplicates_and_reorders_nothing(tmp_path: Path) 
     assert run.returncode == 0, text + output
     assert text.startswith("# Fault injection: PASS"), text
     for name in FAULTS:
-        assert re.search(rf"^\| {name} \(server \d\) \| \d+ \| 0 \| 0 \| 0 \|", text, re.M), (
+        assert re.search(rf"^\| {name}( \(server \d\))? \| \d+ \| 0 \| 0 \| 0 \|", text, re.M), (
             f"{name} did not run, or lost/duplicated/reordered messages:\n{text}"
         )
     acknowledged = re.search(r"^- acknowledged: (\d+)$", text, re.M)
     assert acknowledged is not None, text
     assert int(acknowledged.group(1)) > 100, text
+    # The phones in a pocket (--push-users, 2 by default) were pushed, never twice.
+    pushes = re.search(r"^- pushes received: (\d+)$", text, re.M)
+    assert pushes is not None and int(pushes.group(1)) > 50, text
+    assert re.search(r"^- push duplicates: 0$", text, re.M), text
     assert (report.parent / "timeline.png").stat().st_size > 10_000

@@ -86,7 +86,9 @@ def test_a_clean_run_passes_with_every_message_counted() -> None:
         "reordered": 0,
         "gaps": 0,
         "unacknowledged_stored": 0,
+        "pushes_received": 2,
         "push_duplicates": 0,
+        "push_missing": 0,
     }
     assert [(w.name, w.acknowledged, w.live_again_seconds) for w in result.windows] == [
         ("whole run", 3, 0.0)
@@ -171,6 +173,23 @@ def test_a_stored_message_never_acknowledged_is_reported_not_failed() -> None:
     assert set(result.lost) == {Finding(103, "a2"), Finding(103, "b1")}
 
 
+def test_a_push_owed_and_never_received_is_reported_without_failing_the_run() -> None:
+    run = clean_run()
+    # OTHER's phone (no socket) is owed every message a1 sent; a phone of the sender is
+    # owed none of its own messages.
+    run.ledger.push_owners = {"phone": OTHER, "senders-phone": SENDER}
+    windows = [FaultWindow("kill_worker", 1.5, 2.5)]
+    result = check(run.ledger, windows=windows, pushes={"phone": [100, 102]})
+    assert result.push_missing == {"phone": [101]}
+    assert result.totals()["push_missing"] == 1
+    assert [(w.name, w.push_missing) for w in result.windows] == [
+        ("before faults", 0),
+        ("kill_worker", 1),
+    ]
+    assert result.ok
+    assert "phone: [101]" in report.markdown(result, plot=None)
+
+
 def test_a_push_reaching_one_address_twice_is_reported() -> None:
     run = clean_run()
     result = check(run.ledger, pushes={"fcm:a": [100, 101], "webpush:b": ["100", 102, 100]})
@@ -230,7 +249,7 @@ def test_figures_are_given_per_fault_window(tmp_path: Path) -> None:
         tmp_path, run.ledger, result, timeline=[(1.5, "kill server 1")], windows=windows
     )
     assert text.startswith("# Fault injection: FAIL")
-    assert "| kill server 1 | 1 | 1 | 0 | 0 | 0 | 0.5 | closed:1006 x1 |" in text
+    assert "| kill server 1 | 1 | 1 | 0 | 0 | 0 | 0 | 0.5 | closed:1006 x1 |" in text
     assert "101 @ b1" in text
     assert (tmp_path / "timeline.png").stat().st_size > 0
 
@@ -240,4 +259,4 @@ def test_a_device_that_never_comes_back_is_reported_as_never_live_again() -> Non
     run.ledger.record_live("b1", False, at=5.5)
     result = check(run.ledger, windows=[FaultWindow("pause server", 5.0, 6.0)])
     assert result.windows[1].live_again_seconds is None
-    assert "| pause server | 0 | 0 | 0 | 0 | 0 | never |" in report.markdown(result)
+    assert "| pause server | 0 | 0 | 0 | 0 | 0 | 0 | never |" in report.markdown(result)

@@ -13,20 +13,25 @@ import redis
 
 from bench.chaos.cluster import Cluster
 from bench.chaos.faults import FAULTS, Fault, Workload
-from bench.chaos.schedule import Schedule, run
+from bench.chaos.schedule import Schedule, aimed_target, run
 from bench.chaos.services import process_state, wait_until
 
 from .conftest import PRESENCE_TICK, PRESENCE_TIMEOUT, needs_cluster, signs_up, wait_signs_up
 
 
 class CountingWorkload:
-    """The workload's side of ``reconnect_burst``: counts the requests."""
+    """The workload's side of the faults: counts ``reconnect_burst``'s requests and says
+    where its devices are."""
 
-    def __init__(self) -> None:
+    def __init__(self, devices: list[int] | None = None) -> None:
         self.reconnects = 0
+        self.devices = devices or []
 
     def reconnect_all(self) -> None:
         self.reconnects += 1
+
+    def devices_per_server(self) -> list[int]:
+        return self.devices
 
 
 def fault(name: str, target: int = 0, workload: Workload | None = None) -> Fault:
@@ -63,6 +68,21 @@ def test_listed_faults_run_as_often_as_listed_and_unknown_ones_are_refused() -> 
     ]
     with pytest.raises(ValueError, match="unknown faults"):
         Schedule(1, ["unplug_the_machine"])
+
+
+def test_per_server_faults_aim_at_the_server_holding_the_most_devices() -> None:
+    kill = FAULTS["kill_server"]
+    assert aimed_target(kill, 0, CountingWorkload([1, 9, 3])) == 1
+    # A tie keeps the seeded choice; no workload, or a fault on no server, keeps it too.
+    assert aimed_target(kill, 2, CountingWorkload([4, 0, 4])) == 2
+    assert aimed_target(kill, 2, None) == 2
+    assert aimed_target(FAULTS["restart_redis"], 0, CountingWorkload([0, 9])) == 0
+    assert {name for name, fault in FAULTS.items() if fault.per_server} == {
+        "kill_server",
+        "pause_server",
+        "partition_redis",
+        "partition_postgres",
+    }
 
 
 def test_minimum_windows_lengthen_only_their_fault() -> None:
@@ -191,11 +211,14 @@ class TestFaults:
     def test_run_applies_the_schedule_and_records_the_timeline(self, cluster: Cluster) -> None:
         names = ["reconnect_burst", "kill_server", "partition_postgres"]
         schedule = Schedule.for_cluster(cluster, seed=5, faults=names, duration=0.5, gap=0.2)
-        workload = CountingWorkload()
+        # Every device on the last server: the per-server faults are aimed there.
+        workload = CountingWorkload([0] * (len(cluster.servers) - 1) + [6])
         timeline = run(cluster, schedule, workload)
         assert workload.reconnects == 1
+        busiest = len(cluster.servers) - 1
         assert [(w[0], w[1]) for w in timeline.windows()] == [
-            (entry.fault, entry.target) for entry in schedule.entries
+            (entry.fault, busiest if FAULTS[entry.fault].per_server else entry.target)
+            for entry in schedule.entries
         ]
         for (_, _, started, stopped), entry in zip(
             timeline.windows(), schedule.entries, strict=True
