@@ -46,6 +46,7 @@ def test_every_fault_once_loses_duplicates_and_reorders_nothing(tmp_path: Path) 
     assert int(acknowledged.group(1)) > 100, text
     # The phones in a pocket (--push-users, 2 by default) were pushed, never twice.
     pushes = re.search(r"^- pushes received: (\d+)$", text, re.M)
-    assert pushes is not None and int(pushes.group(1)) > 50, text
+    assert pushes is not None, text
+    assert int(pushes.group(1)) > 50, text
     assert re.search(r"^- push duplicates: 0$", text, re.M), text
     assert (report.parent / "timeline.png").stat().st_size > 10_000
