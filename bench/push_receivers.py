@@ -317,144 +317,141 @@ class PushServices:
 
     # --- HTTP ------------------------------------------------------------------------------
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
-        services = self
+        return type("Handler", (_PushRequestHandler,), {"services": self})
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
 
-            def _answer(
-                self, status: int, body: dict[str, Any] | None = None, **headers: str
-            ) -> None:
-                data = json.dumps(body).encode() if body is not None else b""
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                for name, value in headers.items():
-                    self.send_header(name.replace("_", "-"), value)
-                self.end_headers()
-                self.wfile.write(data)
+class _PushRequestHandler(BaseHTTPRequestHandler):
+    """The receivers' HTTP side; ``services`` is the ``PushServices`` it records into."""
 
-            def _refuse(self, status: int, reason: str) -> None:
-                with services._lock:
-                    services.rejected.append(f"{self.path}: {reason}")
-                self._answer(status, {"error": {"code": status, "message": reason}})
+    services: PushServices
 
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                if self.path.startswith("/wp/"):
-                    self._web_push(self.path[len("/wp/") :], body)
-                elif self.path == "/token":
-                    self._token(body)
-                elif self.path == f"/v1/projects/{FCM_PROJECT}/messages:send":
-                    self._fcm(body)
-                else:
-                    self._refuse(404, "unknown path")
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
 
-            def _web_push(self, key: str, body: bytes) -> None:
-                subscription = services.subscriptions.get(key)
-                if subscription is None:
-                    self._refuse(404, "unknown subscription")
-                    return
-                reason = services._check_vapid(self.headers.get("Authorization", ""))
-                if reason is None and self.headers.get("Content-Encoding") != "aes128gcm":
-                    reason = "Content-Encoding is not aes128gcm"
-                if reason is None and not self.headers.get("TTL", "").isdigit():
-                    reason = "TTL header missing"
-                if reason is not None:
-                    self._refuse(403 if "VAPID" in reason or "vapid" in reason else 400, reason)
-                    return
-                failure = services._next_failure(subscription.name)
-                if failure is not None:
-                    status, value = failure
-                    name = "Location" if 300 <= status < 400 else "Retry_After"
-                    self._answer(status, None, **({name: value} if value else {}))
-                    return
-                try:
-                    payload = json.loads(subscription.decrypt(body))
-                except Exception as exc:  # noqa: BLE001 (any failure is a protocol violation)
-                    self._refuse(400, f"payload does not decrypt: {exc!r}")
-                    return
-                with services._lock:
-                    services.received.append(
-                        Received(
-                            "webpush",
-                            subscription.name,
-                            payload,
-                            {k.lower(): v for k, v in self.headers.items()},
-                        )
-                    )
-                self._answer(201, None, Location=f"{services.origin}/msg/{secrets.token_hex(4)}")
+    def _answer(self, status: int, body: dict[str, Any] | None = None, **headers: str) -> None:
+        data = json.dumps(body).encode() if body is not None else b""
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in headers.items():
+            self.send_header(name.replace("_", "-"), value)
+        self.end_headers()
+        self.wfile.write(data)
 
-            def _token(self, body: bytes) -> None:
-                form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
-                if form.get("grant_type") != "urn:ietf:params:oauth:grant-type:jwt-bearer":
-                    self._refuse(400, "unsupported grant_type")
-                    return
-                reason = services._check_assertion(form.get("assertion", ""))
-                if reason is not None:
-                    self._refuse(400, reason)
-                    return
-                token = f"ya29.test-{secrets.token_hex(8)}"
-                with services._lock:
-                    services._issued_tokens.add(token)
-                    services.token_requests += 1
-                self._answer(
-                    200, {"access_token": token, "expires_in": 3600, "token_type": "Bearer"}
+    def _refuse(self, status: int, reason: str) -> None:
+        with self.services._lock:
+            self.services.rejected.append(f"{self.path}: {reason}")
+        self._answer(status, {"error": {"code": status, "message": reason}})
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        if self.path.startswith("/wp/"):
+            self._web_push(self.path[len("/wp/") :], body)
+        elif self.path == "/token":
+            self._token(body)
+        elif self.path == f"/v1/projects/{FCM_PROJECT}/messages:send":
+            self._fcm(body)
+        else:
+            self._refuse(404, "unknown path")
+
+    def _web_push(self, key: str, body: bytes) -> None:
+        subscription = self.services.subscriptions.get(key)
+        if subscription is None:
+            self._refuse(404, "unknown subscription")
+            return
+        reason = self.services._check_vapid(self.headers.get("Authorization", ""))
+        if reason is None and self.headers.get("Content-Encoding") != "aes128gcm":
+            reason = "Content-Encoding is not aes128gcm"
+        if reason is None and not self.headers.get("TTL", "").isdigit():
+            reason = "TTL header missing"
+        if reason is not None:
+            self._refuse(403 if "VAPID" in reason or "vapid" in reason else 400, reason)
+            return
+        failure = self.services._next_failure(subscription.name)
+        if failure is not None:
+            status, value = failure
+            name = "Location" if 300 <= status < 400 else "Retry_After"
+            self._answer(status, None, **({name: value} if value else {}))
+            return
+        try:
+            payload = json.loads(subscription.decrypt(body))
+        except Exception as exc:  # noqa: BLE001 (any failure is a protocol violation)
+            self._refuse(400, f"payload does not decrypt: {exc!r}")
+            return
+        with self.services._lock:
+            self.services.received.append(
+                Received(
+                    "webpush",
+                    subscription.name,
+                    payload,
+                    {k.lower(): v for k, v in self.headers.items()},
                 )
+            )
+        self._answer(201, None, Location=f"{self.services.origin}/msg/{secrets.token_hex(4)}")
 
-            def _fcm(self, body: bytes) -> None:
-                authorization = self.headers.get("Authorization", "")
-                if authorization.removeprefix("Bearer ") not in services._issued_tokens:
-                    self._refuse(401, "access token not issued by the token endpoint")
-                    return
-                request = json.loads(body)
-                message = request.get("message", {})
-                token = message.get("token", "")
-                data = message.get("data", {})
-                if not token or not all(isinstance(v, str) for v in data.values()):
-                    self._refuse(400, "message.token missing or data values not strings")
-                    return
-                failure = services._next_failure(token)
-                if failure is not None:
-                    self._fcm_error(*failure)
-                    return
-                with services._lock:
-                    services.received.append(
-                        Received(
-                            "fcm",
-                            token,
-                            data,
-                            {k.lower(): v for k, v in self.headers.items()},
-                            body=request,
-                        )
-                    )
-                self._answer(
-                    200, {"name": f"projects/{FCM_PROJECT}/messages/{secrets.token_hex(6)}"}
+    def _token(self, body: bytes) -> None:
+        form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
+        if form.get("grant_type") != "urn:ietf:params:oauth:grant-type:jwt-bearer":
+            self._refuse(400, "unsupported grant_type")
+            return
+        reason = self.services._check_assertion(form.get("assertion", ""))
+        if reason is not None:
+            self._refuse(400, reason)
+            return
+        token = f"ya29.test-{secrets.token_hex(8)}"
+        with self.services._lock:
+            self.services._issued_tokens.add(token)
+            self.services.token_requests += 1
+        self._answer(200, {"access_token": token, "expires_in": 3600, "token_type": "Bearer"})
+
+    def _fcm(self, body: bytes) -> None:
+        authorization = self.headers.get("Authorization", "")
+        if authorization.removeprefix("Bearer ") not in self.services._issued_tokens:
+            self._refuse(401, "access token not issued by the token endpoint")
+            return
+        request = json.loads(body)
+        message = request.get("message", {})
+        token = message.get("token", "")
+        data = message.get("data", {})
+        if not token or not all(isinstance(v, str) for v in data.values()):
+            self._refuse(400, "message.token missing or data values not strings")
+            return
+        failure = self.services._next_failure(token)
+        if failure is not None:
+            self._fcm_error(*failure)
+            return
+        with self.services._lock:
+            self.services.received.append(
+                Received(
+                    "fcm",
+                    token,
+                    data,
+                    {k.lower(): v for k, v in self.headers.items()},
+                    body=request,
                 )
+            )
+        self._answer(200, {"name": f"projects/{FCM_PROJECT}/messages/{secrets.token_hex(6)}"})
 
-            def _fcm_error(self, status: int, retry_after: str | None) -> None:
-                # The error bodies FCM v1 returns (google.rpc.Status with an FcmError detail).
-                status_name, fcm_code = {
-                    404: ("NOT_FOUND", "UNREGISTERED"),
-                    429: ("RESOURCE_EXHAUSTED", "QUOTA_EXCEEDED"),
-                    500: ("INTERNAL", "INTERNAL"),
-                    503: ("UNAVAILABLE", "UNAVAILABLE"),
-                }[status]
-                body = {
-                    "error": {
-                        "code": status,
-                        "message": status_name,
-                        "status": status_name,
-                        "details": [
-                            {
-                                "@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError",
-                                "errorCode": fcm_code,
-                            }
-                        ],
+    def _fcm_error(self, status: int, retry_after: str | None) -> None:
+        # The error bodies FCM v1 returns (google.rpc.Status with an FcmError detail).
+        status_name, fcm_code = {
+            404: ("NOT_FOUND", "UNREGISTERED"),
+            429: ("RESOURCE_EXHAUSTED", "QUOTA_EXCEEDED"),
+            500: ("INTERNAL", "INTERNAL"),
+            503: ("UNAVAILABLE", "UNAVAILABLE"),
+        }[status]
+        body = {
+            "error": {
+                "code": status,
+                "message": status_name,
+                "status": status_name,
+                "details": [
+                    {
+                        "@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError",
+                        "errorCode": fcm_code,
                     }
-                }
-                extra = {"Retry_After": retry_after} if retry_after else {}
-                self._answer(status, body, **extra)
-
-        return Handler
+                ],
+            }
+        }
+        extra = {"Retry_After": retry_after} if retry_after else {}
+        self._answer(status, body, **extra)
