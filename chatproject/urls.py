@@ -1,12 +1,16 @@
-"""URL routing: the web app, the REST API under /api/v1/, its schema and docs, and the admin."""
+"""URL routing: the web app, the REST API under /api/v1/, its schema and docs, the admin, and
+the health endpoints for load balancers (chatproject/health.py)."""
 
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
+from chatproject import health
 from chatproject.api.docs import RedocDocsView, SwaggerDocsView
 
 urlpatterns = [
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("accounts.urls")),
     path("api/v1/", include("chat.urls")),

@@ -7,6 +7,9 @@ session's cluster (production configuration only, see conftest.py).
 
 from __future__ import annotations
 
+from typing import Any
+
+import httpx
 import psycopg
 import pytest
 import redis
@@ -32,6 +35,19 @@ class CountingWorkload:
 
     def devices_per_server(self) -> list[int]:
         return self.devices
+
+
+def readiness(http_url: str, timeout: float = 3.0) -> tuple[int, Any] | None:
+    """``/readyz``'s status and body, or None when it did not answer within ``timeout``."""
+    try:
+        response = httpx.get(http_url + "/readyz", timeout=timeout)
+    except httpx.TimeoutException:
+        return None
+    return response.status_code, response.json()
+
+
+def _ready_body() -> dict[str, Any]:
+    return {"status": "ready", "checks": {"database": "ok", "redis": "ok"}}
 
 
 def fault(name: str, target: int = 0, workload: Workload | None = None) -> Fault:
@@ -195,9 +211,17 @@ class TestFaults:
             assert signs_up(cluster.http_urls[1])
             assert cluster.redis.pings()
             assert cluster.postgres.accepts_connections()
+            # What a load balancer's probe sees: the cut server is not ready (a refused
+            # connection names the service; a silent one outlasts the probe's timeout),
+            # the other one is.
+            check = "redis" if name == "partition_redis" else "database"
+            cut = readiness(cluster.http_urls[0])
+            assert cut is None or (cut[0] == 503 and cut[1]["checks"][check] != "ok"), cut
+            assert readiness(cluster.http_urls[1]) == (200, _ready_body())
         finally:
             partition.stop(cluster)
         assert_healthy(cluster)
+        wait_until(lambda: readiness(cluster.http_urls[0]) == (200, _ready_body()), "ready")
 
     def test_reconnect_burst_asks_the_workload(self, cluster: Cluster) -> None:
         workload = CountingWorkload()
