@@ -3,6 +3,7 @@ from django.urls import path
 from chatproject import converters  # noqa: F401  (registers the <id:...> path converter)
 
 from . import views
+from .registry.views import BestChatServerView
 
 # Every id in a path is an <id:...>: 1 to 2**63-1, or 404 (chatproject/converters.py).
 CONVERSATION = "conversations/<id:conversation_id>"
@@ -20,4 +21,5 @@ urlpatterns = [
     path(f"{CONVERSATION}/read", views.ReadView.as_view(), name="conversation-read"),
     path("messages/<id:message_id>", views.MessageDetailView.as_view(), name="message-detail"),
     path("sync", views.SyncView.as_view(), name="sync"),
+    path("chat-servers/best", BestChatServerView.as_view(), name="chat-server-best"),
 ]

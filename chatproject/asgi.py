@@ -14,7 +14,11 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from accounts.ws_auth import WebSocketAuthMiddleware  # noqa: E402
+from chat.registry.announcer import start_announcing  # noqa: E402
 from chat.routing import websocket_urlpatterns  # noqa: E402
+
+# A server process advertising a URL (CHAT_SERVER_WS_URL) registers itself (chat/registry/).
+start_announcing()
 
 application = ProtocolTypeRouter(
     {

@@ -268,6 +268,26 @@ ID_WORKER_ID = env.int("ID_WORKER_ID", default=-1)
 # The id generator class (chatproject/backends.py); the default follows ID_WORKER_ID.
 ID_GENERATOR_BACKEND = "chat.ids.ProcessGenerator"
 
+# --- Chat server registry (chat/registry/, docs/operations.md "Load balancer") --------------
+# The WebSocket URL this process advertises to clients (manage.py serve: ws://host:port/ws/
+# unless set); empty: the process does not register. Records live CHAT_SERVER_TTL seconds
+# and are refreshed every CHAT_SERVER_HEARTBEAT; clients are steered to their zone first
+# (CHAT_ZONE_HEADER, set by the load balancer, e.g. X-Client-Zone).
+CHAT_SERVER_WS_URL = env.str("CHAT_SERVER_WS_URL", default="")
+CHAT_SERVER_ZONE = env.str("CHAT_SERVER_ZONE", default="")
+CHAT_SERVER_HEARTBEAT = env.float("CHAT_SERVER_HEARTBEAT", default=5.0)
+CHAT_SERVER_TTL = env.float("CHAT_SERVER_TTL", default=15.0)
+CHAT_ZONE_HEADER = env.str("CHAT_ZONE_HEADER", default="X-Client-Zone")
+# CHAT_SERVER_REGISTRY_PREFIX keeps deployments (or test runs) sharing one Redis apart.
+CHAT_SERVER_REGISTRY_BACKEND: dict[str, Any] = (
+    {
+        "BACKEND": "chat.registry.redis.RedisRegistry",
+        "OPTIONS": {"prefix": env.str("CHAT_SERVER_REGISTRY_PREFIX", default="chat:servers")},
+    }
+    if REDIS_URL
+    else {"BACKEND": "chat.registry.memory.MemoryRegistry"}
+)
+
 # --- Presence (presence/, docs/architecture.md "Presence") ------------------------------------
 # Clients send a frame (a ping when idle) every HEARTBEAT_INTERVAL seconds; a connection
 # silent for PRESENCE_TIMEOUT seconds is closed and offline. Each process does its presence

@@ -49,6 +49,9 @@ class Hub:
         self.loop = loop
         self.process_id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self._by_user: dict[int, set[LiveConnection]] = {}
+        # Open connections, kept as a number so other threads (the registry's announcer)
+        # read it without walking the dict.
+        self.connection_count = 0
         self._started = asyncio.Event()
         self._start_lock = asyncio.Lock()
         self._redis: Redis | None = None
@@ -137,15 +140,18 @@ class Hub:
         await self.ensure_started()
         peers = self._by_user.setdefault(connection.user_id, set())
         first = not peers
-        peers.add(connection)
+        if connection not in peers:
+            peers.add(connection)
+            self.connection_count += 1
         if first and self._redis is not None:
             await self._redis.sadd(user_route_key(connection.user_id), self.process_id)
 
     async def unregister(self, connection: LiveConnection) -> None:
         peers = self._by_user.get(connection.user_id)
-        if peers is None:
+        if peers is None or connection not in peers:
             return
         peers.discard(connection)
+        self.connection_count -= 1
         if not peers:
             del self._by_user[connection.user_id]
             if self._redis is not None:

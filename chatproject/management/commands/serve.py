@@ -6,8 +6,10 @@ production run several of these behind a load balancer (docs/operations.md).
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
+from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
@@ -31,6 +33,12 @@ class Command(BaseCommand):
             self.style.SUCCESS(f"Chat is running at http://{shown_host}:{port}/  (Ctrl+C to stop)")
         )
         self.stdout.flush()
+        if not settings.CHAT_SERVER_WS_URL:
+            # What this process tells clients in the registry (chat/registry/); behind a
+            # proxy or TLS, set CHAT_SERVER_WS_URL to the URL clients can reach.
+            # (Settings for this process, the environment for server workers it spawns.)
+            settings.CHAT_SERVER_WS_URL = f"ws://{shown_host}:{port}/ws/"
+            os.environ["CHAT_SERVER_WS_URL"] = settings.CHAT_SERVER_WS_URL
         if server == "daphne":
             from daphne.cli import CommandLineInterface
 
