@@ -137,6 +137,9 @@ export function conversationPage(main, store, conversationId, hooks) {
       for (const el of list.querySelectorAll(".message.selected")) el.classList.remove("selected");
       if (selectedKey === key) element.classList.add("selected");
     });
+    // A message re-rendered while selected (a receipt tick changed under the user's finger)
+    // keeps its actions open: without this the Edit/Delete buttons vanished mid-tap.
+    if (selectedKey === key) element.classList.add("selected");
     rendered.set(key, { signature, element });
     return element;
   }
