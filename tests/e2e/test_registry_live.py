@@ -13,6 +13,8 @@ import httpx
 import pytest
 from django.conf import settings
 
+from bench.chaos.services import wait_until
+
 from .conftest import ServerProcess
 from .test_live_server import Client, sign_up
 
@@ -36,20 +38,13 @@ def port_of(ws_url: str | None) -> int | None:
     return urlsplit(ws_url or "").port
 
 
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.1)
-
-
 def test_a_serving_process_advertises_its_own_websocket_url(
     servers: Callable[[int], list[ServerProcess]], server_env: dict[str, str]
 ) -> None:
     server_env["CHAT_SERVER_REGISTRY_PREFIX"] = f"e2e-{secrets.token_hex(4)}"
     (server,) = servers(1)
     _, token = sign_up(server)
-    wait_for(lambda: best(server, token)["server_id"] is not None, "the server registered")
+    wait_until(lambda: best(server, token)["server_id"] is not None, "the server registered")
     answer = best(server, token)
     assert port_of(answer["ws_url"]) == server.port
     assert urlsplit(answer["ws_url"] or "").path == "/ws/"
@@ -70,11 +65,11 @@ async def test_new_clients_go_to_the_least_loaded_live_server_and_never_to_a_kil
     clients = [Client(first, token) for _ in range(3)]
     for client in clients:
         await client.connect()
-    wait_for(lambda: port_of(best(first, token)["ws_url"]) == second.port, "steered to 2nd")
+    wait_until(lambda: port_of(best(first, token)["ws_url"]) == second.port, "steered to 2nd")
     # The second is killed: within its TTL (and one heartbeat) it is never named again.
     second.kill()
     killed_at = time.monotonic()
-    wait_for(lambda: port_of(best(first, token)["ws_url"]) == first.port, "steered back")
+    wait_until(lambda: port_of(best(first, token)["ws_url"]) == first.port, "steered back")
     assert time.monotonic() - killed_at <= TTL + 2 * HEARTBEAT + 1.0
     for _ in range(20):
         assert port_of(best(first, token)["ws_url"]) == first.port
