@@ -8,6 +8,11 @@ it true has committed, and chat subscribes in its ``AppConfig.ready()``:
   from the device list or the admin, the account deactivated or deleted); their sockets
   must close.
 
+And one thing accounts asks of them:
+
+* :func:`suggested_socket_url`: the WebSocket URL to hand a device that just logged in or
+  signed up (chat's server registry provides it, :func:`provide_socket_url`).
+
 Subscribers run in the committing thread, after the commit, and must stay cheap there.
 """
 
@@ -19,6 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from django.db import transaction
+from django.http import HttpRequest
 
 logger = logging.getLogger(__name__)
 
@@ -58,3 +64,22 @@ def _publish(event: DevicesRevoked) -> None:
             handler(event)
         except Exception:
             logger.exception("accounts hook: a DevicesRevoked subscriber failed")
+
+
+SocketUrlProvider = Callable[[HttpRequest], str]
+
+_socket_url_provider: list[SocketUrlProvider] = []
+
+
+def provide_socket_url(provider: SocketUrlProvider) -> None:
+    """Make ``provider`` the one that names the WebSocket URL for log-in answers."""
+    with _lock:
+        _socket_url_provider[:] = [provider]
+
+
+def suggested_socket_url(request: HttpRequest) -> str | None:
+    """The WebSocket URL a device that just logged in should use; None without a provider
+    (accounts alone serves no WebSocket)."""
+    if not _socket_url_provider:
+        return None
+    return _socket_url_provider[0](request)

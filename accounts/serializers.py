@@ -72,6 +72,11 @@ class TokenResponseSerializer(serializers.Serializer[None]):
     token = serializers.CharField(help_text="Shown once. Send as 'Authorization: Bearer <token>'.")
     device = DeviceSerializer()
     user = MeSerializer()
+    ws_url = serializers.CharField(
+        allow_null=True,
+        help_text="Open the WebSocket here (the least loaded chat server, as "
+        "GET /api/v1/chat-servers/best says); if it cannot be reached, use /ws/ on this host.",
+    )
 
 
 class PasswordChangeSerializer(serializers.Serializer[None]):

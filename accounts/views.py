@@ -16,7 +16,7 @@ from rest_framework.views import APIView
 from chatproject.api.input import accepts, validated
 from chatproject.api.schema import errors
 
-from . import services
+from . import hooks, services
 from .authentication import SESSION_DEVICE_KEY, request_device, request_user
 from .models import Device, User
 from .origins import NotCrossSite
@@ -51,6 +51,7 @@ def _token_response(
             issued.device, context={"current_device_id": issued.device.pk}
         ).data,
         "user": MeSerializer(issued.device.user).data,
+        "ws_url": hooks.suggested_socket_url(request._request),
     }
     return Response(body, status=status_code)
 

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any, Literal, NotRequired, TypedDict, cast
 
 from django.conf import settings
 
+from chatproject import lifecycle
+
 if TYPE_CHECKING:  # chat.protocol re-exports frames: importable before the apps load
     from chat.models import Conversation
     from chat.store.base import StoredMessage
@@ -271,6 +273,7 @@ class HelloFrame(TypedDict):
     delivered_seq: int
     heartbeat_interval: int
     max_text_length: int
+    draining: bool  # this process is shutting down: a close 4012 follows, reconnect elsewhere
 
 
 class SentFrame(TypedDict):
@@ -319,6 +322,7 @@ def hello(*, user_id: int, device_id: int, last_seq: int, delivered_seq: int) ->
         "delivered_seq": delivered_seq,
         "heartbeat_interval": settings.PRESENCE_HEARTBEAT_INTERVAL,
         "max_text_length": settings.MAX_MESSAGE_LENGTH,
+        "draining": lifecycle.is_draining(),
     }
 
 

@@ -33,6 +33,7 @@ CLOSE_ORIGIN_NOT_ALLOWED = 4003
 CLOSE_ABUSIVE = 4008
 CLOSE_TOO_SLOW = 4009
 CLOSE_HEARTBEAT_TIMEOUT = 4010
+CLOSE_SERVER_DRAINING = 4012  # this process is shutting down: reconnect elsewhere now
 
 
 class BaseClientFrame(BaseModel):

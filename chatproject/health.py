@@ -3,7 +3,9 @@
 * ``GET /healthz`` (liveness): 200 while the process answers HTTP at all. It touches no
   database and no Redis, so a database outage never gets every process restarted.
 * ``GET /readyz`` (readiness): 200 when this process can serve a client: every configured
-  database answers ``SELECT 1`` and, with ``REDIS_URL``, Redis answers ``PING``; else 503.
+  database answers ``SELECT 1``, with ``REDIS_URL`` Redis answers ``PING``, and the process
+  is not draining (chatproject/lifecycle.py: it got SIGTERM and is sending its clients
+  elsewhere); else 503.
   The body names each check's outcome (``ok``, ``not_configured`` or the error's class),
   so an operator reading a probe's answer sees what is down without the server's logs.
 
@@ -19,6 +21,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from chatproject import lifecycle
 from chatproject.redis_connections import connections as redis_connections
 
 OK = "ok"
@@ -47,9 +50,10 @@ def _redis() -> str:
 
 
 def readiness_checks() -> dict[str, str]:
-    """Check name -> outcome: ``database`` (``database:<alias>`` for any alias beyond
-    ``default``) and ``redis``."""
-    checks = {
+    """Check name -> outcome: ``process`` (``draining`` once it got SIGTERM), ``database``
+    (``database:<alias>`` for any alias beyond ``default``) and ``redis``."""
+    checks = {"process": "draining" if lifecycle.is_draining() else OK}
+    checks |= {
         "database" if alias == "default" else f"database:{alias}": _database(alias)
         for alias in connections
     }

@@ -274,6 +274,9 @@ ID_GENERATOR_BACKEND = "chat.ids.ProcessGenerator"
 # and are refreshed every CHAT_SERVER_HEARTBEAT; clients are steered to their zone first
 # (CHAT_ZONE_HEADER, set by the load balancer, e.g. X-Client-Zone).
 CHAT_SERVER_WS_URL = env.str("CHAT_SERVER_WS_URL", default="")
+# After SIGTERM, how long a server process waits for its clients to leave (chatproject/
+# lifecycle.py) before it closes the rest and exits.
+DRAIN_TIMEOUT = env.float("DRAIN_TIMEOUT", default=20.0)
 CHAT_SERVER_ZONE = env.str("CHAT_SERVER_ZONE", default="")
 CHAT_SERVER_HEARTBEAT = env.float("CHAT_SERVER_HEARTBEAT", default=5.0)
 CHAT_SERVER_TTL = env.float("CHAT_SERVER_TTL", default=15.0)

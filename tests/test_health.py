@@ -9,6 +9,8 @@ import pytest
 from django.conf import settings
 from django.test import Client, override_settings
 
+from chatproject import lifecycle
+
 
 def _closed_port() -> int:
     """A port nothing listens on: connections to it are refused at once."""
@@ -28,7 +30,11 @@ def test_a_serving_process_is_alive_and_ready() -> None:
     assert ready.status_code == 200
     assert ready.json() == {
         "status": "ready",
-        "checks": {"database": "ok", "redis": "ok" if settings.REDIS_URL else "not_configured"},
+        "checks": {
+            "process": "ok",
+            "database": "ok",
+            "redis": "ok" if settings.REDIS_URL else "not_configured",
+        },
     }
 
 
@@ -41,10 +47,24 @@ def test_an_unreachable_redis_makes_the_process_not_ready_but_still_alive() -> N
     assert ready.status_code == 503
     assert ready.json() == {
         "status": "not_ready",
-        "checks": {"database": "ok", "redis": "ConnectionError"},
+        "checks": {"process": "ok", "database": "ok", "redis": "ConnectionError"},
     }
     assert alive.status_code == 200
     assert client.get("/readyz").status_code == 200  # settings back: ready again
+
+
+@pytest.mark.django_db
+def test_a_draining_process_is_not_ready_but_still_alive() -> None:
+    client = Client()
+    lifecycle.mark_draining()  # what SIGTERM does first (manage.py serve)
+    try:
+        ready = client.get("/readyz")
+        alive = client.get("/healthz")
+    finally:
+        lifecycle.reset_for_tests()
+    assert ready.status_code == 503
+    assert ready.json()["checks"]["process"] == "draining"
+    assert alive.status_code == 200
 
 
 def test_the_probes_take_only_get() -> None:

@@ -17,6 +17,7 @@ import orjson
 
 from chat import protocol, realtime
 from chat.outbox import Outbox
+from chatproject import lifecycle
 
 from .acks import AckFlusher
 from .extensions import ConnectionExtension, Extension, registered_extensions
@@ -52,6 +53,10 @@ class DeviceConnection:
             self, stream=self.stream, acks=self.acks, extensions=self._extensions
         )
         self._stopping: set[asyncio.Task[None]] = set()
+        # Set while no frame is being handled: a drain waits for it, so the answer to a
+        # send in flight (its ``sent``) goes out before the close.
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     async def open(self) -> None:
         """Registered after hello so that no event precedes it; whatever is published in
@@ -60,6 +65,8 @@ class DeviceConnection:
         await realtime.get_hub().register(self)
         for _, extension in self._extensions:
             await extension.start()
+        if lifecycle.is_draining():  # got in while the process stopped listening
+            await self.drain()
 
     # --- outgoing --------------------------------------------------------------------------
     def send_frame(self, frame: Any) -> None:
@@ -99,7 +106,11 @@ class DeviceConnection:
         elif verdict is Verdict.DROP:
             self.send_frame(protocol.error_frame("rate_limited", "Too many frames; slow down."))
         else:
-            await self._router.route(raw)
+            self._idle.clear()
+            try:
+                await self._router.route(raw)
+            finally:
+                self._idle.set()
 
     # --- closing ---------------------------------------------------------------------------
     def close(self, code: int, *, drop_queued: bool = False) -> None:
@@ -130,6 +141,22 @@ class DeviceConnection:
         refused send found out)."""
         self.send_frame(protocol.error_frame("revoked", "This device was logged out."))
         self.close(protocol.CLOSE_REVOKED)
+
+    async def drain(self) -> None:
+        """This process is draining: once the frame in hand is answered, tell the client
+        to reconnect elsewhere and close with 4012. Frames still queued behind it are not
+        read: unacknowledged sends are re-sent by the client on its next connection."""
+        while not self._idle.is_set():
+            await self._idle.wait()
+        if self._closed:
+            return
+        self.send_frame(
+            protocol.error_frame(
+                "server_draining",
+                "This server is restarting; reconnect now (GET /api/v1/chat-servers/best).",
+            )
+        )
+        self.close(protocol.CLOSE_SERVER_DRAINING)
 
     async def disconnected(self) -> None:
         """The socket is gone: report unacknowledged events, store the ack, leave."""

@@ -43,6 +43,8 @@ class LiveConnection(Protocol):
 
     async def close_revoked(self) -> None: ...
 
+    async def drain(self) -> None: ...
+
 
 class Hub:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -52,6 +54,8 @@ class Hub:
         # Open connections, kept as a number so other threads (the registry's announcer)
         # read it without walking the dict.
         self.connection_count = 0
+        self._empty = asyncio.Event()
+        self._empty.set()
         self._started = asyncio.Event()
         self._start_lock = asyncio.Lock()
         self._redis: Redis | None = None
@@ -143,6 +147,7 @@ class Hub:
         if connection not in peers:
             peers.add(connection)
             self.connection_count += 1
+            self._empty.clear()
         if first and self._redis is not None:
             await self._redis.sadd(user_route_key(connection.user_id), self.process_id)
 
@@ -152,6 +157,8 @@ class Hub:
             return
         peers.discard(connection)
         self.connection_count -= 1
+        if not self.connection_count:
+            self._empty.set()
         if not peers:
             del self._by_user[connection.user_id]
             if self._redis is not None:
@@ -162,6 +169,18 @@ class Hub:
                     logger.warning(
                         "hub: could not remove route of user %s", connection.user_id, exc_info=True
                     )
+
+    def open_connections(self) -> list[LiveConnection]:
+        return [connection for peers in self._by_user.values() for connection in peers]
+
+    async def drain(self) -> None:
+        """Ask every connection to go elsewhere and return once all are gone (each leaves
+        when its client answers the close, or when the server's shutdown cuts it)."""
+        await asyncio.gather(
+            *(connection.drain() for connection in self.open_connections()),
+            return_exceptions=True,
+        )
+        await self._empty.wait()
 
     @property
     def routable(self) -> bool:

@@ -7,7 +7,10 @@ seconds (chat/registry/announcer.py). A process that dies stops refreshing and d
 of :meth:`ServerRegistry.live` within the TTL; one that stops cleanly removes itself.
 
 :func:`best_server` chooses among the live records: never a draining one, the client's
-zone first, then the fewest open connections. Backends (``CHAT_SERVER_REGISTRY_BACKEND``):
+zone first, then the least load: open connections plus the clients sent there since the
+record was published (:meth:`ServerRegistry.claim`). Without the claims, every log-in
+between two heartbeats would be sent to the same process, the one that was least loaded
+at the last beat. Backends (``CHAT_SERVER_REGISTRY_BACKEND``):
 ``memory`` (this process only, the embedded default) and ``redis`` (production), behind
 the :class:`ServerRegistry` contract that tests/chat/test_registry.py checks for both.
 """
@@ -30,9 +33,17 @@ class ServerRecord:
     started_at: float  # wall-clock seconds
     connections: int
     draining: bool = False
+    # Clients sent here since this record was published (not part of the published JSON).
+    claimed: int = 0
+
+    @property
+    def load(self) -> int:
+        return self.connections + self.claimed
 
     def as_json(self) -> dict[str, Any]:
-        return asdict(self)
+        published = asdict(self)
+        del published["claimed"]
+        return published
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ServerRecord:
@@ -49,7 +60,13 @@ class ServerRecord:
 class ServerRegistry(ABC):
     @abstractmethod
     def publish(self, record: ServerRecord, *, ttl: float, now: float) -> None:
-        """Add or replace the record of ``record.server_id``, alive until ``now + ttl``."""
+        """Add or replace the record of ``record.server_id``, alive until ``now + ttl``;
+        its claims start again from zero (the new connection count includes them)."""
+
+    @abstractmethod
+    def claim(self, server_id: str) -> None:
+        """Count one client sent to this server since its record was published (atomic
+        across processes); an unknown id is ignored."""
 
     @abstractmethod
     def remove(self, server_id: str) -> None:
@@ -57,18 +74,26 @@ class ServerRegistry(ABC):
 
     @abstractmethod
     def live(self, *, now: float) -> list[ServerRecord]:
-        """Every record whose time to live has not run out at ``now``, by server id."""
+        """Every record whose time to live has not run out at ``now``, by server id, with
+        its claims."""
+
+    def suggest(self, *, zone: str, now: float) -> ServerRecord | None:
+        """Choose the best live server for a client in ``zone`` and claim it."""
+        chosen = best_server(self.live(now=now), zone)
+        if chosen is not None:
+            self.claim(chosen.server_id)
+        return chosen
 
 
 def best_server(records: Sequence[ServerRecord], zone: str = "") -> ServerRecord | None:
     """The record a new client should use: not draining, in ``zone`` when one there is
-    live, then the fewest connections (ties by server id, so every caller agrees)."""
+    live, then the least load (ties by server id, so every caller agrees)."""
     candidates = [record for record in records if not record.draining]
     in_zone = [record for record in candidates if zone and record.zone == zone]
     pool = in_zone or candidates
     if not pool:
         return None
-    return min(pool, key=lambda record: (record.connections, record.server_id))
+    return min(pool, key=lambda record: (record.load, record.server_id))
 
 
 _registry: Backend[ServerRegistry] = Backend("CHAT_SERVER_REGISTRY_BACKEND", base=ServerRegistry)

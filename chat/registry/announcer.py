@@ -4,7 +4,9 @@ Started by chatproject/asgi.py in every server process that advertises a WebSock
 (``CHAT_SERVER_WS_URL``). Every ``CHAT_SERVER_HEARTBEAT`` seconds it publishes the
 process's open connections (all its hubs) with a time to live of ``CHAT_SERVER_TTL``;
 a failed publish is logged and retried at the next beat (the record may lapse meanwhile,
-which only steers new clients elsewhere). At a clean exit the record is removed.
+which only steers new clients elsewhere). When the process starts draining
+(chatproject/lifecycle.py) it beats at once, so the record says ``draining`` within
+milliseconds. At a clean exit the record is removed.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import time
 from django.conf import settings
 
 from chat.realtime.hub import local_hubs
+from chatproject import lifecycle
 
 from . import ServerRecord, get_registry
 
@@ -33,8 +36,8 @@ class Announcer:
         self.ws_url = ws_url
         self.zone = zone
         self.started_at = time.time()
-        self.draining = False
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name="chat-registry", daemon=True)
 
     def record(self) -> ServerRecord:
@@ -44,7 +47,7 @@ class Announcer:
             zone=self.zone,
             started_at=self.started_at,
             connections=sum(hub.connection_count for hub in local_hubs()),
-            draining=self.draining,
+            draining=lifecycle.is_draining(),
         )
 
     def beat(self) -> None:
@@ -52,12 +55,14 @@ class Announcer:
 
     def start(self) -> None:
         self._thread.start()
+        lifecycle.on_draining(self._wake.set)
         atexit.register(self.stop)
 
     def stop(self) -> None:
         if self._stop.is_set():
             return
         self._stop.set()
+        self._wake.set()
         try:
             get_registry().remove(self.server_id)
         except Exception:  # the record then lapses within its TTL
@@ -69,7 +74,8 @@ class Announcer:
                 self.beat()
             except Exception:
                 logger.warning("registry: heartbeat of %s failed", self.server_id, exc_info=True)
-            self._stop.wait(settings.CHAT_SERVER_HEARTBEAT)
+            self._wake.wait(settings.CHAT_SERVER_HEARTBEAT)
+            self._wake.clear()
 
 
 @functools.cache

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 
 from . import ServerRecord, ServerRegistry
 
@@ -14,7 +15,13 @@ class MemoryRegistry(ServerRegistry):
 
     def publish(self, record: ServerRecord, *, ttl: float, now: float) -> None:
         with self._lock:
-            self._records[record.server_id] = (record, now + ttl)
+            self._records[record.server_id] = (replace(record, claimed=0), now + ttl)
+
+    def claim(self, server_id: str) -> None:
+        with self._lock:
+            if server_id in self._records:
+                record, expiry = self._records[server_id]
+                self._records[server_id] = (replace(record, claimed=record.claimed + 1), expiry)
 
     def remove(self, server_id: str) -> None:
         with self._lock:

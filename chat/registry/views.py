@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
 from django.conf import settings
+from django.http import HttpRequest
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import best_server, get_registry
+from . import get_registry
+
+logger = logging.getLogger(__name__)
 
 
 class ChatServerSerializer(serializers.Serializer[Any]):
@@ -23,11 +27,16 @@ class ChatServerSerializer(serializers.Serializer[Any]):
     zone = serializers.CharField(help_text="The process's zone (empty if none configured).")
 
 
-def suggested_server(request: Request) -> dict[str, Any]:
-    """The best live server for this request's zone, or else this request's own origin
-    (``/ws/`` on the host the client reached: the load balancer)."""
+def suggested_server(request: HttpRequest) -> dict[str, Any]:
+    """The best live server for this request's zone (claimed: the next client is steered
+    by this one too), or else this request's own origin (``/ws/`` on the host the client
+    reached: the load balancer). Also in the log-in and sign-up answers (chat/apps.py)."""
     zone = request.headers.get(settings.CHAT_ZONE_HEADER, "")
-    chosen = best_server(get_registry().live(now=time.time()), zone)
+    try:
+        chosen = get_registry().suggest(zone=zone, now=time.time())
+    except Exception:
+        logger.warning("registry: no suggestion, Redis unreachable", exc_info=True)
+        chosen = None
     if chosen is None:
         scheme = "wss" if request.is_secure() else "ws"
         return {"ws_url": f"{scheme}://{request.get_host()}/ws/", "server_id": None, "zone": ""}

@@ -40,7 +40,7 @@ def record(
 def _redis_registry() -> Iterator[ServerRegistry]:
     registry = RedisRegistry(prefix=f"test-registry-{secrets.token_hex(4)}")
     yield registry
-    connections.sync_client().delete(registry.records_key, registry.expiry_key)
+    connections.sync_client().delete(registry.records_key, registry.expiry_key, registry.claims_key)
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -88,6 +88,29 @@ def test_an_expired_record_does_not_hide_the_live_ones(registry: ServerRegistry)
     assert registry.live(now=NOW) == [record("alive")]
 
 
+def test_claims_count_until_the_next_publish_and_unknown_ids_are_ignored(
+    registry: ServerRegistry,
+) -> None:
+    registry.publish(record("a", 2), ttl=TTL, now=NOW)
+    registry.claim("a")
+    registry.claim("a")
+    registry.claim("gone")  # removed between a read and the claim: not resurrected
+    (live,) = registry.live(now=NOW)
+    assert (live.connections, live.claimed, live.load) == (2, 2, 4)
+    assert [r.server_id for r in registry.live(now=NOW)] == ["a"]
+    registry.publish(record("a", 4), ttl=TTL, now=NOW + 1)  # the beat counts them now
+    assert registry.live(now=NOW + 1)[0].claimed == 0
+
+
+def test_suggestions_spread_clients_between_heartbeats(registry: ServerRegistry) -> None:
+    for name in ("a", "b", "c"):
+        registry.publish(record(name, 0), ttl=TTL, now=NOW)
+    registry.publish(record("d", 0, draining=True), ttl=TTL, now=NOW)
+    chosen = [registry.suggest(zone="", now=NOW) for _ in range(300)]
+    counts = {name: sum(1 for r in chosen if r and r.server_id == name) for name in "abcd"}
+    assert counts == {"a": 100, "b": 100, "c": 100, "d": 0}
+
+
 def test_the_redis_registry_reads_in_one_round_trip(monkeypatch: pytest.MonkeyPatch) -> None:
     if not settings.REDIS_URL:
         pytest.skip("needs REDIS_URL")
@@ -100,6 +123,8 @@ def test_the_redis_registry_reads_in_one_round_trip(monkeypatch: pytest.MonkeyPa
         assert trips.count == 1  # one EVALSHA, whatever the number of servers
         registry.publish(record("s0", 5), ttl=TTL, now=NOW)
         assert trips.count == 2  # a heartbeat: one transaction
+        registry.claim("s0")
+        assert trips.count == 3  # a claim: one script
 
 
 # --- the choice --------------------------------------------------------------------------
@@ -162,3 +187,20 @@ def test_with_no_live_server_best_points_at_the_load_balancer(
 @pytest.mark.django_db
 def test_best_needs_credentials() -> None:
     assert APIClient().get("/api/v1/chat-servers/best").status_code == 401
+
+
+@pytest.mark.django_db
+def test_log_in_and_sign_up_answers_name_the_server_to_connect_to(
+    memory_registry: ServerRegistry,
+) -> None:
+    now = time.time()
+    memory_registry.publish(record("busy", 9), ttl=TTL, now=now)
+    memory_registry.publish(record("idle", 0), ttl=TTL, now=now)
+    client = APIClient()
+    credentials = {"username": "wanda", "password": "a long passphrase 42"}
+    signed_up = client.post("/api/v1/auth/signup", credentials, format="json")
+    assert signed_up.status_code == 201, signed_up.json()
+    assert signed_up.json()["ws_url"] == "ws://idle.example:8000/ws/"
+    logged_in = client.post("/api/v1/auth/login", credentials, format="json")
+    assert logged_in.status_code == 200, logged_in.json()
+    assert logged_in.json()["ws_url"] == "ws://idle.example:8000/ws/"

@@ -2,16 +2,32 @@
 
 This is the one-process product: HTTP, WebSocket and static files from one server. In
 production run several of these behind a load balancer (docs/operations.md).
+
+With uvicorn (the default), SIGTERM drains the process before it exits
+(chatproject/lifecycle.py): it is marked draining (``/readyz`` 503, the registry record
+says so), stops listening, closes its WebSockets with 4012 "reconnect elsewhere" once each
+has answered the frame in hand, and exits when they are gone or after ``DRAIN_TIMEOUT``
+seconds. A second SIGTERM, or SIGINT (Ctrl+C), exits at once as uvicorn does.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
+import signal
+import socket
+from types import FrameType
 from typing import Any
 
+import uvicorn
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
+
+from chatproject import lifecycle
+
+logger = logging.getLogger(__name__)
 
 
 class Command(BaseCommand):
@@ -51,7 +67,7 @@ class Command(BaseCommand):
             return
         import uvicorn
 
-        uvicorn.run(
+        config = uvicorn.Config(
             "chatproject.asgi:application",
             host=host,
             port=port,
@@ -68,6 +84,43 @@ class Command(BaseCommand):
             lifespan="off",
             log_level="warning",
         )
+        _DrainingServer(config).run()
+
+
+class _DrainingServer(uvicorn.Server):
+    """uvicorn's server, with SIGTERM turned into a drain (see the module docstring)."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._drain: asyncio.Task[None] | None = None
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        await super().serve(sockets)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if sig == signal.SIGTERM and self._drain is None and self._loop is not None:
+            # A signal handler may run between any two bytecodes of the loop's thread:
+            # hand the drain to the loop instead of starting it here.
+            self._loop.call_soon_threadsafe(self._start_drain)
+            return
+        super().handle_exit(sig, frame)
+
+    def _start_drain(self) -> None:
+        if self._drain is None:
+            self._drain = asyncio.create_task(self._drain_then_exit(), name="drain")
+
+    async def _drain_then_exit(self) -> None:
+        lifecycle.mark_draining()
+        for server in self.servers:  # new connections go to the other processes
+            server.close()
+        try:
+            async with asyncio.timeout(settings.DRAIN_TIMEOUT):
+                await lifecycle.run_drain_steps()
+        except TimeoutError:  # the shutdown that follows closes the rest (1012)
+            logger.warning("drain: clients still connected after %ss", settings.DRAIN_TIMEOUT)
+        self.should_exit = True
 
 
 def _serve_granian(host: str, port: int) -> None:

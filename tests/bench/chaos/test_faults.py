@@ -47,7 +47,7 @@ def readiness(http_url: str, timeout: float = 3.0) -> tuple[int, Any] | None:
 
 
 def _ready_body() -> dict[str, Any]:
-    return {"status": "ready", "checks": {"database": "ok", "redis": "ok"}}
+    return {"status": "ready", "checks": {"process": "ok", "database": "ok", "redis": "ok"}}
 
 
 def fault(name: str, target: int = 0, workload: Workload | None = None) -> Fault:
