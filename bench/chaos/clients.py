@@ -1,14 +1,18 @@
 """A device client that behaves like a real app, per docs/protocol.md, for fault injection.
 
-``DeviceClient.run()`` keeps one device connected for the whole run: it connects to one
-of the servers (``ServerPicker``: round robin, skipping servers that failed recently),
+``DeviceClient.run()`` keeps one device connected for the whole run: it connects to the
+server discovery names (``Discovery``: ``GET /api/v1/chat-servers/best``, asked of the
+server the ``ServerPicker`` would try, as an app asks the load balancer) or, when that
+fails or names a server that failed recently, to the picker's (round robin, skipping
+servers that failed recently),
 reads ``hello``, sends ``sync`` from its stored cursor until a page has ``has_more``
 false (then it is live), applies live events in ``seq`` order (ignoring replays, re-syncing
 on a gap), ``ack``s once a second, pings when idle and treats a missing ``pong`` as a dead
 connection. Sends wait in an outbox until ``sent`` (or the device's own ``message.new``)
 confirms them; after every reconnect, once live, the outbox is re-sent with the SAME
 ``client_msg_id``s. A lost connection is retried with exponential backoff and jitter,
-except after 4001/4002/4003. ``drop()`` cuts the socket at once and reconnects without
+except after 4001/4002/4003; after 4012 (the server is draining) at once, elsewhere.
+``drop()`` cuts the socket at once and reconnects without
 backoff (the reconnect burst). Everything seen goes into the run's ``ChaosLedger``.
 
 ``DropFault`` makes a client buggy on purpose (it moves its cursor past the n-th live
@@ -25,6 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
@@ -33,6 +38,9 @@ from .ledger import ChaosLedger, SendAttempt, SentAck, StreamEvent
 
 # Closes after which reconnecting with the same token is refused again (docs/protocol.md).
 FINAL_CLOSE_CODES = frozenset({4001, 4002, 4003})
+# The server is shutting down: reconnect at once, and not to it while it restarts.
+CLOSE_SERVER_DRAINING = 4012
+DRAINED_DOWN_SECONDS = 10.0
 REFUSED_CODES = frozenset(
     {"not_authenticated", "invalid_token", "origin_not_allowed", "origin_required", "revoked"}
 )
@@ -79,6 +87,35 @@ class DropFault:
         return self.seen == self.drop_nth
 
 
+class Discovery:
+    """Asks a server which server to use (``GET /api/v1/chat-servers/best``); shared by
+    every client of a workload (one HTTP connection pool)."""
+
+    def __init__(self, timeout: float = 2.0) -> None:
+        self._http = httpx.AsyncClient(timeout=timeout)
+        self.asked = 0
+        self.answered = 0
+
+    async def best(self, *, via_ws_url: str, token: str) -> str | None:
+        """The WebSocket URL the server at ``via_ws_url`` suggests; None when it cannot
+        answer (down, paused, partitioned: the caller falls back to its own pick)."""
+        base = via_ws_url.replace("ws://", "http://", 1).removesuffix("/ws/")
+        self.asked += 1
+        try:
+            response = await self._http.get(
+                base + "/api/v1/chat-servers/best", headers={"Authorization": f"Bearer {token}"}
+            )
+            response.raise_for_status()
+            url = response.json()["ws_url"]
+        except (httpx.HTTPError, ValueError, KeyError):
+            return None
+        self.answered += 1
+        return str(url)
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+
 class ServerPicker:
     """Round robin over the servers, skipping those that failed within their down time."""
 
@@ -98,6 +135,10 @@ class ServerPicker:
 
     def mark_down(self, url: str, seconds: float) -> None:
         self.down_until[url] = time.monotonic() + seconds
+
+    def usable(self, url: str) -> bool:
+        """One of the servers, and not marked down."""
+        return url in self.urls and self.down_until.get(url, 0.0) <= time.monotonic()
 
 
 @dataclass
@@ -121,8 +162,10 @@ class DeviceClient:
         settings: ClientSettings | None = None,
         fault: DropFault | None = None,
         seed: int = 0,
+        discovery: Discovery | None = None,
     ) -> None:
         self.account = account
+        self.discovery = discovery
         self.picker = ServerPicker(urls)
         self.picker.position = seed
         self.ledger = ledger
@@ -154,7 +197,7 @@ class DeviceClient:
     async def run(self) -> None:
         failures = 0
         while not self.stopped:
-            url = self.picker.pick()
+            url = await self._choose()
             ws = await self._open(url)
             if ws is None:
                 failures += 1
@@ -165,11 +208,21 @@ class DeviceClient:
             was_live = await self._session_on(ws)
             self.url = None
             failures = 0 if was_live else failures + 1
+            if ws.close_code == CLOSE_SERVER_DRAINING:
+                self.picker.mark_down(url, DRAINED_DOWN_SECONDS)
+                self._immediate = True
             if self._immediate:
                 self._immediate = False
                 continue
             if not self.stopped:
                 await asyncio.sleep(self._backoff(failures))
+
+    async def _choose(self) -> str:
+        fallback = self.picker.pick()
+        if self.discovery is None:
+            return fallback
+        suggested = await self.discovery.best(via_ws_url=fallback, token=self.account.token)
+        return suggested if suggested is not None and self.picker.usable(suggested) else fallback
 
     def _backoff(self, failures: int) -> float:
         """Exponential with jitter: half the step fixed, half random."""

@@ -54,6 +54,8 @@ from bench.targets import (
 DATABASE_NAME = "chat"
 # A periodic task that reads the database and has no other effect on an empty one.
 PROBE_TASK = "notifications.prune_deliveries"
+# How long a drained server may take to send its clients away (the servers' DRAIN_TIMEOUT).
+DRAIN_TIMEOUT = 10.0
 
 
 @dataclass(eq=False)
@@ -104,6 +106,19 @@ class ChatServer(OwnedProcess):
     def kill(self) -> None:
         super().kill()
         self.paused = False
+
+    def drain(self) -> int:
+        """SIGTERM: the server drains its clients and exits by itself (chatproject/
+        lifecycle.py); its exit code. Killed if it is still there after the drain timeout."""
+        process = self._running()
+        process.terminate()
+        try:
+            code = process.wait(DRAIN_TIMEOUT + 10)
+        except subprocess.TimeoutExpired:
+            super().kill()
+            raise RuntimeError(f"chat server {self.index} did not exit after SIGTERM") from None
+        self.process = None
+        return code
 
     def pause(self) -> None:
         pid = self._running().pid
@@ -229,6 +244,10 @@ class Cluster:
             FCM_CREDENTIALS_FILE=str(self.push_receiver.credentials_file),
             FCM_ENDPOINT=self.push_receiver.origin,
             PUSH_ALLOW_HTTP_ENDPOINTS="true",
+            # Discovery (chat/registry/) notices a killed server within seconds, not 15.
+            CHAT_SERVER_HEARTBEAT="0.5",
+            CHAT_SERVER_TTL="2",
+            DRAIN_TIMEOUT=str(DRAIN_TIMEOUT),
         )
         env.update(self.extra_env)
         return env
@@ -239,6 +258,12 @@ class Cluster:
         env["REDIS_URL"] = self.redis.url(0, port=redis_proxy.port)
         env["CELERY_BROKER_URL"] = self.redis.url(1, port=redis_proxy.port)
         return env
+
+    def _server_env(self, port: int, postgres_proxy: Proxy, redis_proxy: Proxy) -> dict[str, str]:
+        # Advertised as the clients reach it, so a discovered URL is one they know.
+        return self._env_through(postgres_proxy, redis_proxy) | {
+            "CHAT_SERVER_WS_URL": f"ws://127.0.0.1:{port}/ws/"
+        }
 
     def _migrate(self) -> None:
         env = dict(self.env, DATABASE_URL=self.database_url, REDIS_URL=self.redis_url)
@@ -263,7 +288,7 @@ class Cluster:
                     port=port,
                     postgres_proxy=postgres_proxy,
                     redis_proxy=redis_proxy,
-                    env=self._env_through(postgres_proxy, redis_proxy),
+                    env=self._server_env(port, postgres_proxy, redis_proxy),
                     log=self.workdir / f"server{index}.log",
                     server=self.server_kind,
                 )

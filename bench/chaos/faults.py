@@ -69,6 +69,40 @@ class KillServer(Fault):
         cluster.restart_server(self.target)
 
 
+class DrainServer(Fault):
+    """SIGTERM of one chat server: it drains (its clients are sent elsewhere with 4012) and
+    exits; restarted on the same port when the fault ends."""
+
+    name = "drain_server"
+    per_server = True
+
+    def start(self, cluster: Cluster) -> None:
+        code = self.server(cluster).drain()
+        cluster.note(f"server {self.target} drained, exit code {code}")
+        if code != 0:
+            raise RuntimeError(f"server {self.target} exited with {code} after SIGTERM")
+
+    def stop(self, cluster: Cluster) -> None:
+        cluster.restart_server(self.target)
+
+
+class RollingRestart(Fault):
+    """A deploy: every chat server in turn gets SIGTERM, drains, exits and is started
+    again, the next one only once the previous one is ready."""
+
+    name = "rolling_restart"
+
+    def start(self, cluster: Cluster) -> None:
+        for index, server in enumerate(cluster.servers):
+            code = server.drain()
+            if code != 0:
+                raise RuntimeError(f"server {index} exited with {code} after SIGTERM")
+            cluster.restart_server(index)
+
+    def stop(self, cluster: Cluster) -> None:
+        pass  # every server is back already
+
+
 class PauseServer(Fault):
     """``SIGSTOP`` of one chat server (its sockets stay open, nothing answers) for longer
     than the presence timeout plus a tick, then ``SIGCONT``."""
@@ -185,6 +219,8 @@ FAULTS: dict[str, type[Fault]] = {
     fault.name: fault
     for fault in (
         KillServer,
+        DrainServer,
+        RollingRestart,
         PauseServer,
         RestartRedis,
         RestartPostgres,

@@ -43,7 +43,7 @@ from bench.setup_api import Account, create_conversations, log_in_devices, sign_
 
 from .checker import StoredMessage
 from .checker import push_missing as check_push_missing
-from .clients import ClientSettings, DeviceAccount, DeviceClient, DropFault
+from .clients import ClientSettings, DeviceAccount, DeviceClient, Discovery, DropFault
 from .ledger import ChaosLedger
 
 HISTORY_PAGE = 100
@@ -80,6 +80,7 @@ class Workload:
         self.rate = rate
         self.seed = seed
         self.settings = settings or ClientSettings()
+        self.discovery = Discovery()
         self.fault = fault
         self.push_users = push_users
         self.push_service = push_service
@@ -119,6 +120,7 @@ class Workload:
                         settings=self.settings,
                         fault=self.fault,
                         seed=self.seed * 1000 + len(self.clients),
+                        discovery=self.discovery,
                     )
                 )
         loop = asyncio.get_running_loop()
@@ -192,6 +194,7 @@ class Workload:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+        await self.discovery.close()
 
     async def take_offline(self, users: int) -> list[int]:
         """Close every device of the last ``users`` users for good (after ``settle``), so

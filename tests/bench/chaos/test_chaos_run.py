@@ -23,8 +23,9 @@ from .conftest import needs_cluster
 
 
 @needs_cluster
-# Eight faults of 8 s with 3 s gaps, the cluster's start, settling and the wait for pushes:
-# about two minutes on this machine, over the suite's default per-test timeout.
+# Ten faults of 8 s with 3 s gaps (the rolling restart takes longer: three drains and
+# restarts), the cluster's start, settling and the wait for pushes: about three minutes
+# on this machine, over the suite's default per-test timeout.
 @pytest.mark.timeout(400)
 def test_every_fault_once_loses_duplicates_and_reorders_nothing(tmp_path: Path) -> None:
     command = [

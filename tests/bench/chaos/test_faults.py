@@ -95,6 +95,7 @@ def test_per_server_faults_aim_at_the_server_holding_the_most_devices() -> None:
     assert aimed_target(FAULTS["restart_redis"], 0, CountingWorkload([0, 9])) == 0
     assert {name for name, fault in FAULTS.items() if fault.per_server} == {
         "kill_server",
+        "drain_server",
         "pause_server",
         "partition_redis",
         "partition_postgres",
