@@ -278,6 +278,10 @@ CHAT_SERVER_WS_URL = env.str("CHAT_SERVER_WS_URL", default="")
 # lifecycle.py) before it closes the rest and exits.
 DRAIN_TIMEOUT = env.float("DRAIN_TIMEOUT", default=20.0)
 CHAT_SERVER_ZONE = env.str("CHAT_SERVER_ZONE", default="")
+# Origins of the advertised WebSocket URLs the web app may connect to (its page's CSP
+# connect-src), e.g. "wss://*.chat.example.com"; a server named by discovery outside them
+# is skipped by the browser and the app uses /ws/ on its own host instead.
+WEB_SOCKET_ORIGINS = env.list("WEB_SOCKET_ORIGINS", default=[])
 CHAT_SERVER_HEARTBEAT = env.float("CHAT_SERVER_HEARTBEAT", default=5.0)
 CHAT_SERVER_TTL = env.float("CHAT_SERVER_TTL", default=15.0)
 CHAT_ZONE_HEADER = env.str("CHAT_ZONE_HEADER", default="X-Client-Zone")

@@ -18,31 +18,34 @@ from django.views.decorators.http import require_safe
 THEME_COLOR = "#1f6feb"
 
 
-# Defence in depth for a page that keeps device tokens in localStorage: only this origin's
-# scripts run (no inline script, no eval), nothing is sent anywhere else, no framing.
-# Inline styles stay allowed for the per-name avatar colours.
-CONTENT_SECURITY_POLICY = "; ".join(
-    [
-        "default-src 'self'",
-        "script-src 'self'",
-        "style-src 'self' 'unsafe-inline'",
-        "img-src 'self' data:",
-        "connect-src 'self'",
-        "manifest-src 'self'",
-        "worker-src 'self'",
-        "frame-ancestors 'none'",
-        "base-uri 'none'",
-        "form-action 'self'",
-        "object-src 'none'",
-    ]
-)
+def content_security_policy() -> str:
+    """Defence in depth for a page that keeps device tokens in localStorage: only this
+    origin's scripts run (no inline script, no eval), nothing is sent anywhere else (but
+    to the chat servers' WebSocket origins, ``WEB_SOCKET_ORIGINS``, that discovery may
+    name), no framing. Inline styles stay allowed for the per-name avatar colours."""
+    connect = " ".join(["'self'", *settings.WEB_SOCKET_ORIGINS])
+    return "; ".join(
+        [
+            "default-src 'self'",
+            "script-src 'self'",
+            "style-src 'self' 'unsafe-inline'",
+            "img-src 'self' data:",
+            f"connect-src {connect}",
+            "manifest-src 'self'",
+            "worker-src 'self'",
+            "frame-ancestors 'none'",
+            "base-uri 'none'",
+            "form-action 'self'",
+            "object-src 'none'",
+        ]
+    )
 
 
 @require_safe
 def app(request: HttpRequest) -> HttpResponse:
     """The single page of the app (every screen is drawn by its scripts)."""
     response = render(request, "app.html")
-    response["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    response["Content-Security-Policy"] = content_security_policy()
     return response
 
 

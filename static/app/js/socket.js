@@ -4,13 +4,24 @@
 // with exponential backoff and jitter and syncs again from the cursor, so nothing is lost
 // or doubled. The network going away (the browser's `offline` event) closes the socket at
 // once rather than waiting for a heartbeat to time out.
+//
+// Where to connect: the server GET /api/v1/chat-servers/best names (the least loaded one,
+// docs/protocol.md), else /ws/ on the page's own host (the load balancer). A suggested
+// server that closes before `hello` (unreachable, or refusing this page's origin) is not
+// asked for again for a while. A server that is shutting down closes with 4012: the tab
+// reconnects at once, elsewhere, without the backoff.
 
 import { parseJSON } from "./json.js";
 import { currentToken } from "./accounts.js";
+import { api } from "./api.js";
 
 const CLOSE_NOT_AUTHENTICATED = 4001;
 const CLOSE_REVOKED = 4002;
 const CLOSE_ORIGIN_NOT_ALLOWED = 4003;
+const CLOSE_SERVER_DRAINING = 4012;
+const DRAINED_RECONNECT_MAX_MS = 1000; // spread, so a drained server's tabs do not all land at once
+const DISCOVERY_TIMEOUT_MS = 3000;
+const SUGGESTION_FAILED_PAUSE_MS = 5 * 60 * 1000;
 const BACKOFF_FIRST_MS = 1000;
 const BACKOFF_MAX_MS = 60000;
 const PONG_TIMEOUT_MS = 10000;
@@ -36,6 +47,10 @@ export class ChatSocket {
     this.stopped = false;
     this.refCounter = 0;
     this.waiting = new Map(); // ref -> {resolve, reject}
+    this.opening = 0; // bumped by every open(): an older one still asking where to go gives up
+    this.onSuggested = false; // the current socket goes to a suggested server, not the page's host
+    this.sawHello = false;
+    this.suggestionsPausedUntil = 0;
     window.addEventListener("offline", () => this.dropForOffline());
     window.addEventListener("online", () => this.reconnectNow());
   }
@@ -58,7 +73,7 @@ export class ChatSocket {
     this.ws = null;
   }
 
-  open() {
+  async open() {
     clearTimeout(this.retryTimer);
     if (this.stopped) return;
     if (!navigator.onLine) {
@@ -66,17 +81,54 @@ export class ChatSocket {
       return;
     }
     this.setState(this.attempt === 0 && this.cursor === null ? "connecting" : "reconnecting");
-    const scheme = location.protocol === "https:" ? "wss" : "ws";
+    const opening = ++this.opening;
+    const { url, suggested } = await this.socketUrl();
+    if (opening !== this.opening || this.stopped || this.ws || !navigator.onLine) return;
     // Browsers cannot set headers on a WebSocket: the token goes in the query string.
     const token = encodeURIComponent(currentToken() || "");
-    const ws = new WebSocket(`${scheme}://${location.host}/ws/?access_token=${token}`);
+    let ws;
+    try {
+      ws = new WebSocket(`${url}?access_token=${token}`);
+    } catch {
+      // Refused by the page itself (its CSP does not list that origin, WEB_SOCKET_ORIGINS).
+      this.suggestionsPausedUntil = Date.now() + SUGGESTION_FAILED_PAUSE_MS;
+      if (suggested) this.open();
+      else this.scheduleRetry();
+      return;
+    }
     this.ws = ws;
+    this.onSuggested = suggested;
+    this.sawHello = false;
     ws.onmessage = (event) => {
       if (ws === this.ws) this.receive(parseJSON(event.data));
     };
     ws.onclose = (event) => {
       if (ws === this.ws) this.closed(event.code);
     };
+    // A connection the page's CSP blocks fires `error` and never `close` (Chromium): count
+    // it as closed. On other failures `close` follows and finds this socket already gone.
+    ws.onerror = () => {
+      if (ws === this.ws && ws.readyState === WebSocket.CLOSED) this.closed(1006);
+    };
+  }
+
+  // The server to connect to: the registry's suggestion, or the page's own host.
+  async socketUrl() {
+    const scheme = location.protocol === "https:" ? "wss" : "ws";
+    const own = `${scheme}://${location.host}/ws/`;
+    if (Date.now() < this.suggestionsPausedUntil) return { url: own, suggested: false };
+    try {
+      const answer = await Promise.race([
+        api.get("chat-servers/best", { quiet401: true }),
+        new Promise((resolve) => setTimeout(() => resolve(null), DISCOVERY_TIMEOUT_MS)),
+      ]);
+      if (answer && answer.server_id && answer.ws_url && answer.ws_url !== own) {
+        return { url: answer.ws_url, suggested: true };
+      }
+    } catch {
+      // No answer: the load balancer's URL will do.
+    }
+    return { url: own, suggested: false };
   }
 
   teardown() {
@@ -92,6 +144,19 @@ export class ChatSocket {
     this.teardown();
     this.ws = null;
     if (this.stopped) return;
+    if (this.onSuggested && !this.sawHello) {
+      // The suggested server did not take us (down, or not accepting this page's origin):
+      // the page's own host, now, and no suggestions for a while.
+      this.suggestionsPausedUntil = Date.now() + SUGGESTION_FAILED_PAUSE_MS;
+      this.open();
+      return;
+    }
+    if (code === CLOSE_SERVER_DRAINING) {
+      this.attempt = 0;
+      this.setState("reconnecting");
+      this.retryTimer = setTimeout(() => this.open(), Math.random() * DRAINED_RECONNECT_MAX_MS);
+      return;
+    }
     if (code === CLOSE_NOT_AUTHENTICATED || code === CLOSE_REVOKED) {
       // Retrying with the same session would be refused again: back to the log-in screen.
       this.stopped = true;
@@ -176,6 +241,7 @@ export class ChatSocket {
 
   receive(frame) {
     if (frame.type === "hello") {
+      this.sawHello = true;
       this.hello(frame);
       return;
     }

@@ -91,10 +91,15 @@ export class Store extends EventTarget {
       role: "member",
       left: false,
     };
-    for (const key of ["kind", "name", "created_at", "muted", "role", "unread_count"]) {
+    for (const key of ["kind", "name", "created_at", "muted", "role"]) {
       if (raw[key] !== undefined) conv[key] = raw[key];
     }
-    if (raw.last_read_id !== undefined) conv.last_read_id = idOf(raw.last_read_id) || "0";
+    // A REST answer that left the server before a `read` event we already applied would
+    // put the unread badge back: its read position is older than ours, so keep ours.
+    const restRead = raw.last_read_id !== undefined ? idOf(raw.last_read_id) || "0" : null;
+    const staleRead = existing && restRead !== null && compareIds(restRead, conv.last_read_id || "0") < 0;
+    if (raw.unread_count !== undefined && !staleRead) conv.unread_count = raw.unread_count;
+    if (restRead !== null) conv.last_read_id = maxId(conv.last_read_id, restRead);
     if (raw.last_message_id !== undefined) {
       conv.last_message_id = maxId(conv.last_message_id, idOf(raw.last_message_id));
     }
