@@ -90,6 +90,9 @@ class WindowFigures:
     unacknowledged_stored: int = 0
     push_missing: int = 0  # (address, message) pairs owed a push that never came
     live_again_seconds: float | None = 0.0  # None: not every device was live again
+    # How long each disconnection that began in the window lasted until that device was
+    # live again (seconds, in order of the disconnections; one that never ended is left out).
+    offline_seconds: list[float] = field(default_factory=list)
     errors: Counter[str] = field(default_factory=Counter)
 
 
@@ -330,10 +333,27 @@ def _figures(
                     if index
                     else 0.0
                 ),
+                offline_seconds=(
+                    _offline_spans(ledger.timeline, window.start, until) if index else []
+                ),
                 errors=ledger.error_counts(window.start, until),
             )
         )
     return figures
+
+
+def _offline_spans(timeline: Sequence[LiveChange], start: float, until: float) -> list[float]:
+    """For each device that lost its live socket in [start, until): how long until it was
+    live again (whenever that was)."""
+    down_since: dict[str, float] = {}
+    spans: list[float] = []
+    for change in sorted(timeline, key=lambda change: change.at):
+        if not change.live:
+            if start <= change.at < until:
+                down_since.setdefault(change.device, change.at)
+        elif change.device in down_since:
+            spans.append(change.at - down_since.pop(change.device))
+    return spans
 
 
 def _first_attempts(ledger: ChaosLedger) -> dict[int, float]:

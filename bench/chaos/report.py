@@ -9,6 +9,7 @@ event ``(time.monotonic() seconds, text)`` from the schedule runner marked.
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,12 @@ def _seconds(value: float | None) -> str:
     return "never" if value is None else f"{value:.1f}"
 
 
+def _offline(spans: list[float]) -> str:
+    if not spans:
+        return "-"
+    return f"{statistics.median(spans):.1f} / {max(spans):.1f}"
+
+
 def _errors(figure: WindowFigures) -> str:
     return ", ".join(f"{kind} x{count}" for kind, count in figure.errors.most_common()) or "none"
 
@@ -31,13 +38,14 @@ def _errors(figure: WindowFigures) -> str:
 def figures_table(result: CheckResult) -> str:
     lines = [
         "| fault | acknowledged | lost | duplicated | reordered | unacknowledged but stored "
-        "| pushes missing | s until all devices live | errors seen by clients |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| pushes missing | s until all devices live | s offline per device (median / max) "
+        "| errors seen by clients |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     lines += [
         f"| {f.name} | {f.acknowledged} | {f.lost} | {f.duplicated} | {f.reordered} "
         f"| {f.unacknowledged_stored} | {f.push_missing} | {_seconds(f.live_again_seconds)} "
-        f"| {_errors(f)} |"
+        f"| {_offline(f.offline_seconds)} | {_errors(f)} |"
         for f in result.windows
     ]
     return "\n".join(lines)

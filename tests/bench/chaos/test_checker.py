@@ -244,12 +244,14 @@ def test_figures_are_given_per_fault_window(tmp_path: Path) -> None:
     assert kill.live_again_seconds == 0.5  # b1 live again at 3.0, the fault ended at 2.5
     assert kill.errors == Counter({"closed:1006": 1})
     assert by_name["reconnect burst"].live_again_seconds == pytest.approx(0.6)
+    assert kill.offline_seconds == [pytest.approx(1.4)]  # b1: down at 1.6, live at 3.0
+    assert by_name["reconnect burst"].offline_seconds == [pytest.approx(0.5)]
 
     text = report.write(
         tmp_path, run.ledger, result, timeline=[(1.5, "kill server 1")], windows=windows
     )
     assert text.startswith("# Fault injection: FAIL")
-    assert "| kill server 1 | 1 | 1 | 0 | 0 | 0 | 0 | 0.5 | closed:1006 x1 |" in text
+    assert "| kill server 1 | 1 | 1 | 0 | 0 | 0 | 0 | 0.5 | 1.4 / 1.4 | closed:1006 x1 |" in text
     assert "101 @ b1" in text
     assert (tmp_path / "timeline.png").stat().st_size > 0
 
