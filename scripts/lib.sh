@@ -31,3 +31,17 @@ ensure_chromium() {  # the browser tests (tests/web) drive Debian's Chromium, no
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
     fi
 }
+
+ensure_nginx() {  # the load-balancer tests run Debian's nginx with their own config (tests/e2e/nginx.py)
+    if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+        # Debian's package would start its default site on port 80 right away: forbid any
+        # service start during the install (unless a policy is in place already).
+        local policy=/usr/sbin/policy-rc.d added=""
+        if [ ! -e "$policy" ]; then
+            printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && added=1
+        fi
+        apt-get update -qq || true
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null
+        if [ -n "$added" ]; then rm -f "$policy"; fi
+    fi
+}

@@ -1,0 +1,1 @@
+"""Deployment files and the tools that render them (docs/operations.md)."""

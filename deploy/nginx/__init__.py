@@ -1,0 +1,1 @@
+"""nginx in front of the chat server processes: chat.conf and its renderer."""

@@ -1,0 +1,212 @@
+"""nginx in front of real chat server processes, with the checked-in site file.
+
+``Nginx`` runs Debian's nginx binary with a main configuration of its own in a temporary
+folder (pid file, logs and temporary files there; never /etc/nginx/nginx.conf) that
+includes deploy/nginx/chat.conf as ``deploy.nginx.render`` renders it: only the listen
+port, the chat processes' addresses and the default zone are filled in.
+
+The ``load_balanced`` fixture starts chat processes (three on the production
+configuration, which share PostgreSQL and Redis; one on the embedded one, where
+processes share nothing) and nginx in front of them, and stops all of them by PID.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bench.targets import OwnedProcess
+from deploy.nginx.render import render
+
+from .conftest import ServerProcess, _free_port
+
+MAIN_CONF = """\
+# The tests' nginx: everything it writes stays in {workdir}.
+{user}worker_processes 2;
+pid {workdir}/nginx.pid;
+error_log {workdir}/error.log info;
+events {{
+    worker_connections 1024;
+}}
+http {{
+    access_log {workdir}/access.log;
+    client_body_temp_path {workdir}/temp/body;
+    proxy_temp_path {workdir}/temp/proxy;
+    fastcgi_temp_path {workdir}/temp/fastcgi;
+    uwsgi_temp_path {workdir}/temp/uwsgi;
+    scgi_temp_path {workdir}/temp/scgi;
+    include {workdir}/chat.conf;
+}}
+"""
+
+
+def nginx_binary() -> str:
+    """Debian's nginx (scripts/lib.sh, ``ensure_nginx``); skips locally, fails on CI."""
+    found = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin")
+    if found is None:
+        message = "nginx is missing: apt-get install -y nginx-light (scripts/test does it)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return found
+
+
+class Nginx(OwnedProcess):
+    stop_grace = 10.0
+
+    def __init__(
+        self, workdir: Path, servers: Sequence[str], *, zone: str = "", port: int = 0
+    ) -> None:
+        self.workdir = workdir
+        self.servers = list(servers)
+        self.zone = zone
+        self.port = port or _free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws/"
+
+    def write_config(self) -> Path:
+        (self.workdir / "temp").mkdir(parents=True, exist_ok=True)
+        site = render(self.servers, listen=f"127.0.0.1:{self.port}", zone=self.zone)
+        (self.workdir / "chat.conf").write_text(site)
+        main = self.workdir / "nginx.conf"
+        # As root, nginx's workers would run as "nobody", who cannot enter pytest's
+        # private temporary folders.
+        user = "user root;\n" if os.geteuid() == 0 else ""
+        main.write_text(MAIN_CONF.format(workdir=self.workdir, user=user))
+        return main
+
+    def command(self, *args: str) -> list[str]:
+        main = self.workdir / "nginx.conf"
+        error_log = self.workdir / "error.log"
+        prefix = ["-p", str(self.workdir), "-c", str(main), "-e", str(error_log)]
+        return [nginx_binary(), *prefix, *args]
+
+    def start(self) -> None:
+        self.write_config()
+        checked = subprocess.run(self.command("-t", "-q"), capture_output=True, check=False)
+        assert checked.returncode == 0, checked.stderr.decode()
+        with (self.workdir / "nginx.out").open("ab") as out:
+            self.process = subprocess.Popen(
+                self.command("-g", "daemon off;"), stdout=out, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"nginx exited: {self.error_log()}")
+            try:
+                if httpx.get(self.url + "/healthz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"nginx did not answer /healthz: {self.error_log()}")
+
+    def error_log(self, characters: int = 3000) -> str:
+        log = self.workdir / "error.log"
+        return log.read_text(errors="replace")[-characters:] if log.exists() else ""
+
+
+def start_servers(servers: Sequence[ServerProcess]) -> None:
+    """The first migrates; the others then start side by side."""
+    servers[0].start()
+    for server in servers[1:]:
+        server.spawn(migrate=False)
+    for server in servers[1:]:
+        server.wait_ready()
+
+
+def several_processes() -> bool:
+    """Processes share state (PostgreSQL and Redis) only on the production configuration."""
+    return bool(os.environ.get("REDIS_URL"))
+
+
+@dataclass
+class Balanced:
+    nginx: Nginx
+    servers: list[ServerProcess]
+
+    @property
+    def url(self) -> str:
+        return self.nginx.url
+
+    @property
+    def ws_url(self) -> str:
+        return self.nginx.ws_url
+
+
+# What every balanced cluster's processes get unless the test's environment says otherwise.
+BALANCED_ENV = {
+    # One proxy in front: the client address is the one nginx saw.
+    "NUM_PROXIES": "1",
+    # Tests sign up many users, all from 127.0.0.1.
+    "THROTTLE_SIGNUP": "1000/hour",
+    "THROTTLE_LOGIN": "1000/min",
+}
+
+
+@contextlib.contextmanager
+def balanced(
+    env: dict[str, str],
+    workdir: Path,
+    count: int | None = None,
+    *,
+    zone: str = "",
+    server_envs: Sequence[dict[str, str]] = (),
+) -> Iterator[Balanced]:
+    """``count`` chat processes (3 on production, 1 embedded by default), the i-th with
+    ``server_envs[i]`` added to ``env``, and nginx in front with default client zone
+    ``zone``; everything stopped by PID at the end."""
+    count = count or (3 if several_processes() else 1)
+    started: list[OwnedProcess] = []
+    try:
+        servers = [
+            ServerProcess(
+                {**BALANCED_ENV, **env, **(server_envs[i] if i < len(server_envs) else {})},
+                workdir / f"balanced-server{i}.log",
+            )
+            for i in range(count)
+        ]
+        started.extend(servers)
+        start_servers(servers)
+        nginx = Nginx(workdir / "nginx", [server.address for server in servers], zone=zone)
+        started.append(nginx)
+        nginx.start()
+        yield Balanced(nginx, servers)
+    finally:
+        for process in reversed(started):
+            process.stop()
+
+
+@pytest.fixture
+def load_balanced(server_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., Balanced]]:
+    """``load_balanced(count=None, *, zone="", server_envs=())``: see ``balanced``, with
+    the test's ``server_env`` as it is when called."""
+    with contextlib.ExitStack() as stack:
+
+        def start(
+            count: int | None = None,
+            *,
+            zone: str = "",
+            server_envs: Sequence[dict[str, str]] = (),
+        ) -> Balanced:
+            return stack.enter_context(
+                balanced(server_env, tmp_path, count, zone=zone, server_envs=server_envs)
+            )
+
+        yield start
