@@ -3,7 +3,7 @@
 ``Nginx`` runs Debian's nginx binary with a main configuration of its own in a temporary
 folder (pid file, logs and temporary files there; never /etc/nginx/nginx.conf) that
 includes deploy/nginx/chat.conf as ``deploy.nginx.render`` renders it: only the listen
-port, the chat processes' addresses and the default zone are filled in.
+port, the chat processes' addresses, the default zone and the log folder are filled in.
 
 The ``load_balanced`` fixture starts chat processes (three on the production
 configuration, which share PostgreSQL and Redis; one on the embedded one, where
@@ -38,7 +38,7 @@ events {{
     worker_connections 1024;
 }}
 http {{
-    access_log {workdir}/access.log;
+    access_log off;  # the site logs to {workdir}/chat-access.log
     client_body_temp_path {workdir}/temp/body;
     proxy_temp_path {workdir}/temp/proxy;
     fastcgi_temp_path {workdir}/temp/fastcgi;
@@ -82,7 +82,12 @@ class Nginx(OwnedProcess):
 
     def write_config(self) -> Path:
         (self.workdir / "temp").mkdir(parents=True, exist_ok=True)
-        site = render(self.servers, listen=f"127.0.0.1:{self.port}", zone=self.zone)
+        site = render(
+            self.servers,
+            listen=f"127.0.0.1:{self.port}",
+            zone=self.zone,
+            log_dir=str(self.workdir),
+        )
         (self.workdir / "chat.conf").write_text(site)
         main = self.workdir / "nginx.conf"
         # As root, nginx's workers would run as "nobody", who cannot enter pytest's

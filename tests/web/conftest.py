@@ -165,8 +165,14 @@ class ChatUser:
 
 
 @pytest.fixture
+def app_urls(web_servers: list[ServerProcess]) -> list[str]:
+    """Where ``open_user`` opens the app, in turn (a test module may override this)."""
+    return [server.base_url for server in web_servers]
+
+
+@pytest.fixture
 def open_user(
-    browser: Browser, playwright: Playwright, web_servers: list[ServerProcess]
+    browser: Browser, playwright: Playwright, app_urls: list[str]
 ) -> Iterator[Callable[..., ChatUser]]:
     """Opens the app for a new person in a fresh browser context (its own cookies)."""
     contexts: list[BrowserContext] = []
@@ -183,7 +189,7 @@ def open_user(
         init_script: str | None = None,
     ) -> ChatUser:
         # Alternate servers so that, on production, people sit on different processes.
-        server = web_servers[next(count) % len(web_servers)]
+        url = app_urls[next(count) % len(app_urls)]
         options: dict[str, Any] = (
             dict(playwright.devices[PHONE])
             if phone
@@ -193,13 +199,13 @@ def open_user(
         context.set_default_timeout(UI_TIMEOUT_MS)
         contexts.append(context)
         if permissions:
-            context.grant_permissions(permissions, origin=server.base_url)
+            context.grant_permissions(permissions, origin=url)
         if init_script:
             context.add_init_script(init_script)
         page = context.new_page()
         user = ChatUser(page=page, username=username, display_name=display_name, phone=phone)
         page.on("pageerror", lambda error: user.errors.append(str(error)))
-        page.goto(server.base_url + "/")
+        page.goto(url + "/")
         users.append(user)
         if sign_up:
             user.sign_up()
