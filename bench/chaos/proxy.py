@@ -14,7 +14,9 @@ Two ways to cut:
   but never reach the service: clients see only silence until their own timeouts. On
   ``restore()`` held connections carry on where they stopped.
 
-Only loopback addresses are accepted on either side: no traffic leaves 127.0.0.0/8.
+Upstreams are on loopback only. A proxy listens on 127.0.0.1 unless given another
+address, which must be a private one of this machine (e.g. the host side of a test's
+virtual network, tests/e2e/netns.py): no traffic ever reaches a public network.
 """
 
 from __future__ import annotations
@@ -38,6 +40,12 @@ _T = TypeVar("_T")
 def _require_loopback(host: str) -> None:
     if not ipaddress.ip_address(host).is_loopback:
         raise ValueError(f"{host} is not a loopback address: the proxies stay on 127.0.0.0/8")
+
+
+def _require_private(host: str) -> None:
+    address = ipaddress.ip_address(host)
+    if not (address.is_loopback or address.is_private):
+        raise ValueError(f"{host} is not a loopback or private address")
 
 
 def _reset(writer: asyncio.StreamWriter) -> None:
@@ -66,8 +74,12 @@ class _Connection:
 class Proxy:
     """One listening port forwarding to one upstream port, both on loopback."""
 
-    def __init__(self, hub: ProxyHub, upstream_port: int, upstream_host: str) -> None:
+    def __init__(
+        self, hub: ProxyHub, upstream_port: int, upstream_host: str, listen_host: str = "127.0.0.1"
+    ) -> None:
         _require_loopback(upstream_host)
+        _require_private(listen_host)
+        self.listen_host = listen_host
         self._hub = hub
         self.upstream_host = upstream_host
         self.upstream_port = upstream_port
@@ -101,7 +113,7 @@ class Proxy:
 
     # --- on the hub's loop --------------------------------------------------------------
     async def _listen(self) -> None:
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self._server = await asyncio.start_server(self._accept, self.listen_host, 0)
         self.port = int(self._server.sockets[0].getsockname()[1])
 
     async def _cut(self, mode: CutMode) -> None:
@@ -182,11 +194,13 @@ class ProxyHub:
     def call(self, coroutine: Coroutine[Any, Any, _T], timeout: float = 10.0) -> _T:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout)
 
-    def add(self, upstream_port: int, upstream_host: str = "127.0.0.1") -> Proxy:
-        """A new proxy to ``upstream_host:upstream_port``, listening on a free port."""
+    def add(
+        self, upstream_port: int, upstream_host: str = "127.0.0.1", listen_host: str = "127.0.0.1"
+    ) -> Proxy:
+        """A new proxy to ``upstream_host:upstream_port``, on a free port of ``listen_host``."""
 
         async def create() -> Proxy:
-            proxy = Proxy(self, upstream_port, upstream_host)
+            proxy = Proxy(self, upstream_port, upstream_host, listen_host)
             await proxy._listen()
             return proxy
 

@@ -123,6 +123,11 @@ def test_only_loopback_upstreams() -> None:
         hub.add(80, upstream_host="192.0.2.1")
 
 
+def test_only_loopback_or_private_listen_addresses() -> None:
+    with ProxyHub() as hub, pytest.raises(ValueError, match="private"):
+        hub.add(80, listen_host="8.8.8.8")
+
+
 def test_unknown_cut_mode_is_refused(proxy: Proxy) -> None:
     with pytest.raises(ValueError, match="cut mode"):
         proxy.cut("drop")  # type: ignore[arg-type]
