@@ -20,11 +20,14 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
-import httpx
 import pytest
 
-from bench.targets import OwnedProcess
+from bench.chaos.clients import ClientSettings
+from bench.chaos.workload import Workload
+from bench.targets import OwnedProcess, wait_ready
+from chat.registry.redis import RedisRegistry
 from deploy.nginx.render import render
 
 from .conftest import ServerProcess, _free_port
@@ -110,21 +113,8 @@ class Nginx(OwnedProcess):
             self.process = subprocess.Popen(
                 self.command("-g", "daemon off;"), stdout=out, stderr=subprocess.STDOUT
             )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"nginx exited: {self.error_log()}")
-            try:
-                if httpx.get(self.url + "/healthz", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"nginx did not answer /healthz: {self.error_log()}")
-
-    def error_log(self, characters: int = 3000) -> str:
-        log = self.workdir / "error.log"
-        return log.read_text(errors="replace")[-characters:] if log.exists() else ""
+        # Ready once a chat process answers through it (502 until then).
+        wait_ready(self.url + "/healthz", self.process, self.workdir / "error.log")
 
 
 def start_servers(servers: Sequence[ServerProcess]) -> None:
@@ -215,3 +205,33 @@ def load_balanced(server_env: dict[str, str], tmp_path: Path) -> Iterator[Callab
             )
 
         yield start
+
+
+def devices_through(front_url: str, ws_url: str, *, group_size: int, seed: int) -> Workload:
+    """Six users with one device each, who know only the balancer's address: a direct
+    conversation with the next user, one group of ``group_size``; a device that gets no
+    pong within 2 s of a ping (after 1 s of silence) reconnects."""
+    return Workload(
+        [front_url],
+        [ws_url],
+        users=6,
+        devices_per_user=1,
+        groups=1,
+        group_size=group_size,
+        rate=10,
+        seed=seed,
+        settings=ClientSettings(ping_idle=1.0, pong_timeout=2.0),
+    )
+
+
+def sockets_per_process(registry: RedisRegistry) -> dict[int | None, int]:
+    """Open sockets of each live process (by the port it advertises), as it reports them."""
+    return {
+        urlsplit(record.ws_url).port: record.connections
+        for record in registry.live(now=time.time())
+    }
+
+
+async def until(condition: Callable[[], bool], what: str, timeout: float = 30) -> None:
+    if not await Workload.wait_for(condition, timeout):
+        raise AssertionError(f"{what} within {timeout:.0f} s")

@@ -14,13 +14,19 @@ import orjson
 import pytest
 
 from bench.chaos.checker import check
-from bench.chaos.clients import ClientSettings
 from bench.chaos.services import wait_until
-from bench.chaos.workload import Workload
 from chat.registry.redis import RedisRegistry
 
 from .conftest import fresh_server_env
-from .nginx import Balanced, balanced, load_balanced, several_processes  # noqa: F401  (fixture)
+from .nginx import (  # noqa: F401  (load_balanced: a fixture)
+    Balanced,
+    balanced,
+    devices_through,
+    load_balanced,
+    several_processes,
+    sockets_per_process,
+    until,
+)
 from .test_live_server import sign_up, start_direct
 
 pytestmark = pytest.mark.e2e
@@ -139,19 +145,6 @@ def test_the_balancer_tells_the_server_the_client_zone(front: Balanced) -> None:
     )
 
 
-def _connections(registry: RedisRegistry) -> dict[int | None, int]:
-    """Open sockets per live process (by the port it advertises), as the processes say."""
-    return {
-        urlsplit(record.ws_url).port: record.connections
-        for record in registry.live(now=time.time())
-    }
-
-
-async def _until(condition: Callable[[], bool], what: str, timeout: float = 30) -> None:
-    if not await Workload.wait_for(condition, timeout):
-        raise AssertionError(f"{what} within {timeout:.0f} s")
-
-
 @pytest.mark.skipif(
     not several_processes(), reason="processes share state only with PostgreSQL and Redis"
 )
@@ -171,26 +164,16 @@ async def test_clients_of_a_killed_process_resume_through_the_balancer(
     )
     front = load_balanced(3)
     registry = RedisRegistry(prefix)
-    workload = Workload(
-        [front.url],
-        [front.ws_url],
-        users=6,
-        devices_per_user=1,
-        groups=1,
-        group_size=4,
-        rate=15,
-        seed=7,
-        settings=ClientSettings(ping_idle=1.0, pong_timeout=2.0),
-    )
+    workload = devices_through(front.url, front.ws_url, group_size=4, seed=7)
     await workload.start()
     try:
         # least_conn spreads the six sockets over all three processes.
-        await _until(
-            lambda: sorted(_connections(registry).values()) == [2, 2, 2],
+        await until(
+            lambda: sorted(sockets_per_process(registry).values()) == [2, 2, 2],
             "two sockets on each process",
         )
-        await _until(lambda: len(workload.ledger.acks) >= 15, "messages acknowledged")
-        before = _connections(registry)
+        await until(lambda: len(workload.ledger.acks) >= 15, "messages acknowledged")
+        before = sockets_per_process(registry)
         victim = front.servers[0]
         assert before[victim.port] == 2
         victim.kill()
@@ -198,10 +181,10 @@ async def test_clients_of_a_killed_process_resume_through_the_balancer(
 
         # Its two devices reconnect, through nginx, to the two remaining processes.
         survivors = {server.port for server in front.servers if server is not victim}
-        await _until(
+        await until(
             lambda: (
-                set(_connections(registry)) == survivors
-                and sum(_connections(registry).values()) == 6
+                set(sockets_per_process(registry)) == survivors
+                and sum(sockets_per_process(registry).values()) == 6
                 and workload.all_live()
             ),
             "every device live again on the remaining processes",
@@ -209,7 +192,7 @@ async def test_clients_of_a_killed_process_resume_through_the_balancer(
         dropped = {c.device for c in workload.ledger.timeline if not c.live and c.at >= killed_at}
         assert len(dropped) == 2
         acks_after = len(workload.ledger.acks)
-        await _until(lambda: len(workload.ledger.acks) >= acks_after + 15, "messages flowing")
+        await until(lambda: len(workload.ledger.acks) >= acks_after + 15, "messages flowing")
         assert await workload.settle(30), "every acknowledged message delivered"
         history = await workload.read_history()
     finally:

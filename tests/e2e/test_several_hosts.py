@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -27,7 +27,6 @@ import httpx
 import pytest
 
 from bench.chaos.checker import check
-from bench.chaos.clients import ClientSettings
 from bench.chaos.proxy import ProxyHub
 from bench.chaos.workload import Workload
 from bench.targets import OwnedProcess
@@ -35,7 +34,14 @@ from chat.registry.redis import RedisRegistry
 
 from .conftest import ServerProcess
 from .netns import Network, several_hosts
-from .nginx import Nginx, several_processes, start_servers
+from .nginx import (
+    Nginx,
+    devices_through,
+    several_processes,
+    sockets_per_process,
+    start_servers,
+    until,
+)
 
 pytestmark = [
     pytest.mark.e2e,
@@ -96,19 +102,6 @@ def hosts_behind_nginx(
                 process.kill()
 
 
-def _registered(registry: RedisRegistry) -> dict[str | None, int]:
-    """Open sockets per live process (by host address), as the processes report them."""
-    return {
-        urlsplit(record.ws_url).hostname: record.connections
-        for record in registry.live(now=time.time())
-    }
-
-
-async def _until(condition: Callable[[], bool], what: str, timeout: float = 30) -> None:
-    if not await Workload.wait_for(condition, timeout):
-        raise AssertionError(f"{what} within {timeout:.0f} s")
-
-
 def _best_host(nginx: Nginx, token: str) -> str | None:
     response = httpx.get(
         nginx.url + "/api/v1/chat-servers/best",
@@ -155,33 +148,23 @@ async def test_a_host_cut_off_the_network(server_env: dict[str, str], tmp_path: 
     registry = RedisRegistry(prefix)
     with (
         several_hosts(3) as network,
-        hosts_behind_nginx(network, server_env, tmp_path) as (nginx, _servers),
+        hosts_behind_nginx(network, server_env, tmp_path) as (nginx, servers),
     ):
-        workload = Workload(
-            [nginx.url],
-            [nginx.ws_url],
-            users=6,
-            devices_per_user=1,
-            groups=1,
-            group_size=6,
-            rate=10,
-            seed=11,
-            settings=ClientSettings(ping_idle=1.0, pong_timeout=2.0),
-        )
+        workload = devices_through(nginx.url, nginx.ws_url, group_size=6, seed=11)
         await workload.start()
         try:
             # Two devices on each host (least_conn), chatting across hosts.
-            await _until(
-                lambda: sorted(_registered(registry).values()) == [2, 2, 2],
+            await until(
+                lambda: sorted(sockets_per_process(registry).values()) == [2, 2, 2],
                 "two devices on each host",
             )
-            await _until(lambda: len(workload.ledger.acks) >= 10, "messages acknowledged")
+            await until(lambda: len(workload.ledger.acks) >= 10, "messages acknowledged")
             # Quiet at the moment of the cut: a send the lost host had in flight would hold
             # its row locks in PostgreSQL until the server noticed the dead connection
             # (docs/operations.md, "Several machines"), and stall the others' sends to the
             # same people for that long.
             assert await workload.settle(30), "everything delivered before the cut"
-            lost = network.hosts[1]
+            lost, lost_server = network.hosts[1], servers[1]
             lost.cut()
             cut_at = time.monotonic()
             # Everybody writes to each of their conversations at once.
@@ -192,8 +175,8 @@ async def test_a_host_cut_off_the_network(server_env: dict[str, str], tmp_path: 
             ]
 
             # The registry forgets the lost host within its time to live...
-            await _until(
-                lambda: lost.address not in _registered(registry),
+            await until(
+                lambda: lost_server.port not in sockets_per_process(registry),
                 "the lost host's record expired",
                 timeout=TTL + 10,
             )
@@ -203,11 +186,11 @@ async def test_a_host_cut_off_the_network(server_env: dict[str, str], tmp_path: 
             assert all(_best_host(nginx, token) != lost.address for _ in range(10))
 
             # Its two devices come back through nginx, on the two other hosts.
-            await _until(
+            await until(
                 lambda: (
                     workload.all_live()
-                    and lost.address not in _registered(registry)
-                    and sum(_registered(registry).values()) == 6
+                    and lost_server.port not in sockets_per_process(registry)
+                    and sum(sockets_per_process(registry).values()) == 6
                 ),
                 "every device live again on the two other hosts",
             )

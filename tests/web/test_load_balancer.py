@@ -6,16 +6,19 @@ killed while they chat."""
 from __future__ import annotations
 
 import secrets
-import time
 from collections.abc import Callable
-from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import expect
 
 from bench.chaos.services import wait_until
 from chat.registry.redis import RedisRegistry
-from tests.e2e.nginx import Balanced, load_balanced, several_processes  # noqa: F401  (fixture)
+from tests.e2e.nginx import (  # noqa: F401  (load_balanced: a fixture)
+    Balanced,
+    load_balanced,
+    several_processes,
+    sockets_per_process,
+)
 
 from .conftest import ChatUser
 
@@ -41,12 +44,9 @@ def app_urls(front: Balanced) -> list[str]:
 
 
 def _sockets_per_process(server_env: dict[str, str]) -> dict[int | None, int]:
+    """The processes holding sockets, and how many."""
     registry = RedisRegistry(server_env["CHAT_SERVER_REGISTRY_PREFIX"])
-    return {
-        urlsplit(record.ws_url).port: record.connections
-        for record in registry.live(now=time.time())
-        if record.connections
-    }
+    return {port: count for port, count in sockets_per_process(registry).items() if count}
 
 
 def test_two_people_chat_through_the_balancer(
