@@ -117,7 +117,10 @@ def _slow_healthy_deliveries(workload: Workload, after: float, healthy: set[str]
     """Messages first sent after ``after`` by a device in ``healthy`` that reached a member
     device in ``healthy`` later than HEALTHY_DELIVERY_SECONDS (or never)."""
     ledger = workload.ledger
-    sent_at = {(a.device, a.client_msg_id): a.at for a in ledger.attempts if a.device in healthy}
+    sent_at: dict[tuple[str, str], float] = {}
+    for attempt in ledger.attempts:
+        if attempt.device in healthy:
+            sent_at.setdefault((attempt.device, attempt.client_msg_id), attempt.at)
     delivered = {(e.device, e.message_id): e.at for e in ledger.events if e.message_id}
     slow = []
     for message_id, ack in ledger.acknowledged().items():
