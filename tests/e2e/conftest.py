@@ -56,6 +56,10 @@ class ServerProcess(OwnedProcess):
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None else None
+
+    @property
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 

@@ -20,7 +20,6 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 
@@ -152,6 +151,8 @@ BALANCED_ENV = {
     # Tests sign up many users, all from 127.0.0.1.
     "THROTTLE_SIGNUP": "1000/hour",
     "THROTTLE_LOGIN": "1000/min",
+    # Stopping at the end need not wait for clients to leave.
+    "DRAIN_TIMEOUT": "2",
 }
 
 
@@ -169,17 +170,20 @@ def balanced(
     ``zone``; everything stopped by PID at the end."""
     count = count or (3 if several_processes() else 1)
     started: list[OwnedProcess] = []
+    nginx = Nginx(workdir / "nginx", [], zone=zone)
+    # Clients reach the processes only through nginx: every process advertises its URL.
+    env = {"CHAT_SERVER_WS_URL": nginx.ws_url, **BALANCED_ENV, **env}
     try:
         servers = [
             ServerProcess(
-                {**BALANCED_ENV, **env, **(server_envs[i] if i < len(server_envs) else {})},
+                {**env, **(server_envs[i] if i < len(server_envs) else {})},
                 workdir / f"balanced-server{i}.log",
             )
             for i in range(count)
         ]
         started.extend(servers)
         start_servers(servers)
-        nginx = Nginx(workdir / "nginx", [server.address for server in servers], zone=zone)
+        nginx.servers = [server.address for server in servers]
         started.append(nginx)
         nginx.start()
         yield Balanced(nginx, servers)
@@ -224,11 +228,15 @@ def devices_through(front_url: str, ws_url: str, *, group_size: int, seed: int) 
     )
 
 
+def pid_of(server_id: str | None) -> int | None:
+    """The process id in a registry server id (``<host name>:<pid>:<random>``)."""
+    return int(server_id.split(":")[-2]) if server_id else None
+
+
 def sockets_per_process(registry: RedisRegistry) -> dict[int | None, int]:
-    """Open sockets of each live process (by the port it advertises), as it reports them."""
+    """Open sockets of each live process (by process id), as the processes report them."""
     return {
-        urlsplit(record.ws_url).port: record.connections
-        for record in registry.live(now=time.time())
+        pid_of(record.server_id): record.connections for record in registry.live(now=time.time())
     }
 
 

@@ -7,7 +7,6 @@ import random
 import secrets
 import time
 from collections.abc import Callable, Iterator
-from urllib.parse import urlsplit
 
 import httpx
 import orjson
@@ -23,6 +22,7 @@ from .nginx import (  # noqa: F401  (load_balanced: a fixture)
     balanced,
     devices_through,
     load_balanced,
+    pid_of,
     several_processes,
     sockets_per_process,
     until,
@@ -137,7 +137,9 @@ def test_the_balancer_tells_the_server_the_client_zone(front: Balanced) -> None:
     in_zone = front.servers[ZONES.index(BALANCER_ZONE)]
     wait_until(lambda: best(front.url)["zone"] == BALANCER_ZONE, "the zone's process registered")
     answer = best(front.url, **{"X-Client-Zone": "zone-a"})
-    assert (answer["zone"], urlsplit(answer["ws_url"] or "").port) == (BALANCER_ZONE, in_zone.port)
+    assert (answer["zone"], pid_of(answer["server_id"])) == (BALANCER_ZONE, in_zone.pid)
+    # Every process advertises the balancer's URL: clients never bypass nginx.
+    assert answer["ws_url"] == front.ws_url
     # Straight to a process (which clients must not reach), the client's header would count.
     wait_until(
         lambda: best(in_zone.base_url, **{"X-Client-Zone": "zone-a"})["zone"] == "zone-a",
@@ -175,12 +177,13 @@ async def test_clients_of_a_killed_process_resume_through_the_balancer(
         await until(lambda: len(workload.ledger.acks) >= 15, "messages acknowledged")
         before = sockets_per_process(registry)
         victim = front.servers[0]
-        assert before[victim.port] == 2
+        victim_pid = victim.pid
+        assert before[victim_pid] == 2
         victim.kill()
         killed_at = time.monotonic()
 
         # Its two devices reconnect, through nginx, to the two remaining processes.
-        survivors = {server.port for server in front.servers if server is not victim}
+        survivors = {server.pid for server in front.servers if server is not victim}
         await until(
             lambda: (
                 set(sockets_per_process(registry)) == survivors

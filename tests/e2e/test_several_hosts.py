@@ -167,7 +167,7 @@ async def test_a_host_cut_off_the_network(server_env: dict[str, str], tmp_path: 
             # (docs/operations.md, "Several machines"), and stall the others' sends to the
             # same people for that long.
             assert await workload.settle(30), "everything delivered before the cut"
-            lost, lost_server = network.hosts[1], servers[1]
+            lost, lost_pid = network.hosts[1], servers[1].pid
             lost.cut()
             cut_at = time.monotonic()
             # Everybody writes to each of their conversations at once.
@@ -179,7 +179,7 @@ async def test_a_host_cut_off_the_network(server_env: dict[str, str], tmp_path: 
 
             # The registry forgets the lost host within its time to live...
             await until(
-                lambda: lost_server.port not in sockets_per_process(registry),
+                lambda: lost_pid not in sockets_per_process(registry),
                 "the lost host's record expired",
                 timeout=TTL + 10,
             )
@@ -192,7 +192,7 @@ async def test_a_host_cut_off_the_network(server_env: dict[str, str], tmp_path: 
             await until(
                 lambda: (
                     workload.all_live()
-                    and lost_server.port not in sockets_per_process(registry)
+                    and lost_pid not in sockets_per_process(registry)
                     and sum(sockets_per_process(registry).values()) == 6
                 ),
                 "every device live again on the two other hosts",

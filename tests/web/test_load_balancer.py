@@ -77,7 +77,8 @@ def test_two_people_chat_through_the_balancer(
         return
     # One of the two processes holding their sockets dies; both apps carry on through
     # nginx (the dropped one reconnects to another process and syncs).
-    victim = next(s for s in front.servers if s.port in _sockets_per_process(server_env))
+    victim = next(s for s in front.servers if s.pid in _sockets_per_process(server_env))
+    victim_pid = victim.pid
     victim.kill()
     alice.send("Still there after the crash?")
     expect(bob.message("Still there after the crash?")).to_be_visible()
@@ -89,7 +90,7 @@ def test_two_people_chat_through_the_balancer(
     expect(alice.page.locator("#conversation-subtitle")).to_have_text("online")
     wait_until(
         lambda: (
-            victim.port not in _sockets_per_process(server_env)
+            victim_pid not in _sockets_per_process(server_env)
             and sum(_sockets_per_process(server_env).values()) == 2
         ),
         "both sockets on the remaining processes",
