@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -109,11 +110,23 @@ class Nginx(OwnedProcess):
         checked = subprocess.run(self.command("-t", "-q"), capture_output=True, check=False)
         assert checked.returncode == 0, checked.stderr.decode()
         with (self.workdir / "nginx.out").open("ab") as out:
+            # A session of its own: kill() takes the workers down with the master.
             self.process = subprocess.Popen(
-                self.command("-g", "daemon off;"), stdout=out, stderr=subprocess.STDOUT
+                self.command("-g", "daemon off;"),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         # Ready once a chat process answers through it (502 until then).
         wait_ready(self.url + "/healthz", self.process, self.workdir / "error.log")
+
+    def kill(self) -> None:
+        """SIGKILL to the master and its workers (a killed master leaves them running)."""
+        if self.process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+            self.process = None
 
 
 def start_servers(servers: Sequence[ServerProcess]) -> None:

@@ -98,8 +98,13 @@ def hosts_behind_nginx(
             nginx.start()
             yield nginx, servers
         finally:
+            # Servers at once (the lost one could not drain anyway); nginx with SIGTERM,
+            # so that its workers exit with it.
             for process in reversed(started):
-                process.kill()
+                if isinstance(process, Nginx):
+                    process.stop()
+                else:
+                    process.kill()
 
 
 def _best_host(nginx: Nginx, token: str) -> str | None:
