@@ -31,3 +31,60 @@ ensure_chromium() {  # the browser tests (tests/web) drive Debian's Chromium, no
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
     fi
 }
+
+# A throwaway Redis Cluster of three masters (no replicas, no persistence) for the tests on
+# the cluster configuration. start_redis_cluster FIRST_PORT DIR starts redis-server on
+# FIRST_PORT..FIRST_PORT+2 (cluster bus: each port + 10000) with their files in DIR, joins
+# them (16384 slots over the three), waits for cluster_state:ok on every node and sets
+# REDIS_CLUSTER_PIDS. stop_redis_cluster stops exactly those processes, by PID.
+REDIS_CLUSTER_PIDS=()
+
+start_redis_cluster() {  # start_redis_cluster FIRST_PORT DIR
+    local first=$1 dir=$2 port node
+    local ports=("$first" "$((first + 1))" "$((first + 2))")
+    REDIS_CLUSTER_PIDS=()
+    for port in "${ports[@]}"; do
+        if redis-cli -h 127.0.0.1 -p "$port" ping >/dev/null 2>&1; then
+            echo "start_redis_cluster: port $port is taken" >&2
+            return 1
+        fi
+    done
+    for port in "${ports[@]}"; do
+        node="$dir/$port"
+        mkdir -p "$node"
+        # DEBUG only from loopback: the tests restart a master with it (DEBUG RESTART).
+        redis-server --bind 127.0.0.1 --port "$port" --dir "$node" \
+            --cluster-enabled yes --cluster-config-file "$node/nodes.conf" \
+            --cluster-node-timeout 2000 --enable-debug-command local \
+            --save '' --appendonly no --daemonize yes \
+            --pidfile "$node/redis.pid" --logfile "$node/redis.log" || return 1
+    done
+    for port in "${ports[@]}"; do
+        for _ in $(seq 50); do [ -s "$dir/$port/redis.pid" ] && break; sleep 0.1; done
+        REDIS_CLUSTER_PIDS+=("$(cat "$dir/$port/redis.pid")")
+        for _ in $(seq 50); do redis-cli -h 127.0.0.1 -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+    done
+    redis-cli --cluster create "${ports[@]/#/127.0.0.1:}" --cluster-replicas 0 --cluster-yes \
+        >"$dir/create.log" 2>&1 || { cat "$dir/create.log" >&2; return 1; }
+    for port in "${ports[@]}"; do
+        for _ in $(seq 100); do
+            redis-cli -h 127.0.0.1 -p "$port" cluster info 2>/dev/null | grep -q '^cluster_state:ok' && break
+            sleep 0.1
+        done
+        redis-cli -h 127.0.0.1 -p "$port" cluster info | grep -q '^cluster_state:ok' || {
+            echo "start_redis_cluster: node $port never reached cluster_state:ok" >&2
+            return 1
+        }
+    done
+}
+
+stop_redis_cluster() {
+    local pid
+    for pid in "${REDIS_CLUSTER_PIDS[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in "${REDIS_CLUSTER_PIDS[@]}"; do
+        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    done
+    REDIS_CLUSTER_PIDS=()
+}

@@ -4,6 +4,14 @@ Fan-out is where a chat server spends its CPU, so delivery avoids Channels' per-
 layer pattern (0.3-0.6 ms per delivery): the process holds a registry of its connections,
 receives each event once (one Redis subscription per process, or a direct in-process call
 on the embedded default), and writes the already-serialized frame to each local recipient.
+
+On a single Redis the process's channel is a plain ``SUBSCRIBE``; on a Redis Cluster a
+sharded one (``SSUBSCRIBE``, on the master of the channel's slot: routes.py). Whenever
+the subscription is lost, the hub subscribes again (every ``REDIS_RETRY_SECONDS``),
+re-announces its routes (publishers drop routes whose publish reached nobody) and has
+every socket resync (events published meanwhile are in the sync queues). Lost means: the
+connection failed (a restart, a failover, a network cut) or, on a cluster, the channel's
+slot moved to another master (the old one says ``sunsubscribe``).
 """
 
 from __future__ import annotations
@@ -14,7 +22,8 @@ import logging
 import os
 import secrets
 import socket
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any, Protocol
 
 from django.conf import settings
 
@@ -25,12 +34,15 @@ from . import envelope as envelopes
 from .routes import process_channel, user_route_key
 
 if TYPE_CHECKING:
-    from redis.asyncio import Redis
+    from chatproject.redis_connections import AsyncRedis
 
 logger = logging.getLogger(__name__)
 
 # Re-subscribe and re-announce routes after a Redis hiccup at this pace.
 REDIS_RETRY_SECONDS = 1.0
+# A sharded subscription is read with this timeout: the reader notices a subscription
+# that moved (or a dead node, through the health check) even when no event comes.
+SHARDED_POLL_SECONDS = 1.0
 
 
 class LiveConnection(Protocol):
@@ -54,7 +66,7 @@ class Hub:
         self.connection_count = 0
         self._started = asyncio.Event()
         self._start_lock = asyncio.Lock()
-        self._redis: Redis | None = None
+        self._redis: AsyncRedis | None = None
         self._reader: asyncio.Task[None] | None = None
         self._resyncs: set[asyncio.Task[None]] = set()
 
@@ -80,8 +92,7 @@ class Hub:
             client = connections.subscriber_client(client_name=f"chat-hub:{self.process_id}")
             self._redis = client
             try:
-                pubsub = client.pubsub(ignore_subscribe_messages=True)
-                await pubsub.subscribe(channel)
+                events = await _subscribe(client, channel)
                 # Routes announced before a reconnect may have been dropped as dead meanwhile.
                 await self._announce_all_routes(client)
                 if ready.is_set():
@@ -89,19 +100,18 @@ class Hub:
                     # process; they are in the sync queues, so every socket catches up.
                     self._resync_all()
                 ready.set()
-                async for message in pubsub.listen():
-                    data = message.get("data")
-                    if isinstance(data, bytes):
-                        await self.dispatch(data)
+                async for data in events:
+                    await self.dispatch(data)
+                logger.warning("hub: Redis subscription moved; subscribing again")
             except asyncio.CancelledError:
                 await client.aclose()
                 raise
             except Exception:
                 logger.exception("hub: Redis subscription failed; reconnecting")
-                await client.aclose()
-                await asyncio.sleep(REDIS_RETRY_SECONDS)
+            await client.aclose()
+            await asyncio.sleep(REDIS_RETRY_SECONDS)
 
-    async def _announce_all_routes(self, client: Redis) -> None:
+    async def _announce_all_routes(self, client: AsyncRedis) -> None:
         users = list(self._by_user)
         if not users:
             return
@@ -193,6 +203,40 @@ class Hub:
                         await connection.deliver(seq, frame)
                     except Exception:  # one broken socket must not cost the others this event
                         logger.exception("hub: delivery to device %s failed", connection.device_id)
+
+
+async def _subscribe(client: AsyncRedis, channel: str) -> AsyncIterator[bytes]:
+    """Subscribe ``client`` to ``channel``; the envelopes published to it, until the
+    subscription is lost: the iterator ends (a cluster slot moved) or raises (the
+    connection failed)."""
+    import redis.asyncio as aioredis
+
+    if isinstance(client, aioredis.Redis):
+        pubsub = client.pubsub(ignore_subscribe_messages=True)
+        await pubsub.subscribe(channel)
+        return _messages(pubsub)
+    await client.initialize()  # the slot map, to find the channel's master
+    sharded = client.pubsub()
+    await sharded.ssubscribe(channel)
+    return _sharded_messages(sharded)
+
+
+async def _messages(pubsub: Any) -> AsyncIterator[bytes]:
+    async for message in pubsub.listen():
+        data = message.get("data")
+        if isinstance(data, bytes):
+            yield data
+
+
+async def _sharded_messages(pubsub: Any) -> AsyncIterator[bytes]:
+    while pubsub.node_pubsub_mapping:  # emptied when the slot's master dropped us
+        message = await pubsub.get_sharded_message(timeout=SHARDED_POLL_SECONDS)
+        if message is None:
+            continue
+        if message["type"] == "sunsubscribe":  # the slot moved to another master
+            return
+        if message["type"] == "smessage" and isinstance(message["data"], bytes):
+            yield message["data"]
 
 
 _hubs: PerLoopRegistry[Hub] = PerLoopRegistry(Hub)
