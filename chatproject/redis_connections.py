@@ -236,9 +236,7 @@ class RedisConnections:
         replies: list[Any] = [None] * len(calls)
         todo = list(range(len(calls)))
         for attempt in (1, 2):
-            pipe = client.pipeline(transaction=False)
-            for index in todo:
-                _queue_script(pipe, client, calls[index])
+            pipe = _script_pipeline(client, [calls[index] for index in todo])
             results = pipe.execute(raise_on_error=False)
             todo = _take(replies, todo, results, last=attempt == 2)
             if not todo:
@@ -256,9 +254,7 @@ class RedisConnections:
         replies: list[Any] = [None] * len(calls)
         todo = list(range(len(calls)))
         for attempt in (1, 2):
-            pipe = client.pipeline(transaction=False)
-            for index in todo:
-                _queue_script(pipe, client, calls[index])
+            pipe = _script_pipeline(client, [calls[index] for index in todo])
             results = await pipe.execute(raise_on_error=False)
             todo = _take(replies, todo, results, last=attempt == 2)
             if not todo:
@@ -275,19 +271,18 @@ class RedisConnections:
         self._by_loop.clear()
 
 
-def _queue_script(pipe: Any, client: Any, call: ScriptCall) -> None:
-    lua, keys, args = call
-    # A cluster pipeline, not told a script's node, asks a server which keys EVALSHA has
-    # (COMMAND GETKEYS: a round trip per call); the node of its first key is its node (all
-    # its keys share a slot). execute_command: the cluster pipeline blocks evalsha() only.
-    options = (
-        {"target_nodes": client.get_node_from_key(keys[0])} if keys and _is_cluster(client) else {}
-    )
-    pipe.execute_command("EVALSHA", _sha(lua), len(keys), *keys, *args, **options)
-
-
-def _is_cluster(client: Any) -> bool:
-    return hasattr(client, "get_node_from_key")
+def _script_pipeline(client: Any, calls: Sequence[ScriptCall]) -> Any:
+    """A pipeline (sync or async, as ``client``) of ``EVALSHA`` for each call."""
+    pipe = client.pipeline(transaction=False)
+    cluster = hasattr(client, "get_node_from_key")
+    for lua, keys, args in calls:
+        # A cluster pipeline, not told a script's node, asks a server which keys EVALSHA
+        # has (COMMAND GETKEYS: a round trip per call); the node of its first key is its
+        # node (all its keys share a slot). execute_command: a cluster pipeline blocks
+        # its evalsha() method.
+        options = {"target_nodes": client.get_node_from_key(keys[0])} if keys and cluster else {}
+        pipe.execute_command("EVALSHA", _sha(lua), len(keys), *keys, *args, **options)
+    return pipe
 
 
 def _sha(lua: str) -> str:

@@ -11,7 +11,9 @@ the subscription is lost, the hub subscribes again (every ``REDIS_RETRY_SECONDS`
 re-announces its routes (publishers drop routes whose publish reached nobody) and has
 every socket resync (events published meanwhile are in the sync queues). Lost means: the
 connection failed (a restart, a failover, a network cut) or, on a cluster, the channel's
-slot moved to another master (the old one says ``sunsubscribe``).
+slot moved to another master (the old one says ``sunsubscribe``). On a cluster the routes
+are also announced again every ``ROUTE_REFRESH_SECONDS``: route sets live on every
+master, and one of them may lose its data while this subscription, on another, stays up.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ logger = logging.getLogger(__name__)
 
 # Re-subscribe and re-announce routes after a Redis hiccup at this pace.
 REDIS_RETRY_SECONDS = 1.0
+# On a cluster, routes are announced again this often (see Hub._reannounce_routes).
+ROUTE_REFRESH_SECONDS = 30.0
 # A sharded subscription is read with this timeout: the reader notices a subscription
 # that moved (or a dead node, through the health check) even when no event comes.
 SHARDED_POLL_SECONDS = 1.0
@@ -100,8 +104,12 @@ class Hub:
                     # process; they are in the sync queues, so every socket catches up.
                     self._resync_all()
                 ready.set()
-                async for data in events:
-                    await self.dispatch(data)
+                refresher = asyncio.create_task(self._reannounce_routes(client))
+                try:
+                    async for data in events:
+                        await self.dispatch(data)
+                finally:
+                    refresher.cancel()
                 logger.warning("hub: Redis subscription moved; subscribing again")
             except asyncio.CancelledError:
                 await client.aclose()
@@ -119,6 +127,28 @@ class Hub:
         for user_id in users:
             pipe.sadd(user_route_key(user_id), self.process_id)
         await pipe.execute()
+        # A user whose last connection left meanwhile may have had its route removed
+        # before the pipeline added it back: remove it again (a stale route would count
+        # the user as online, and cost them their push notifications).
+        if gone := [user_id for user_id in users if user_id not in self._by_user]:
+            pipe = client.pipeline(transaction=False)
+            for user_id in gone:
+                pipe.srem(user_route_key(user_id), self.process_id)
+            await pipe.execute()
+
+    async def _reannounce_routes(self, client: AsyncRedis) -> None:
+        """On a cluster, announce the routes again every ``ROUTE_REFRESH_SECONDS``: a
+        master that restarted empty (or a failover that lost the latest writes) loses the
+        route sets it held without breaking this process's subscription, which may be on
+        another master. On a single Redis, losing the data breaks the subscription too."""
+        if not connections.cluster:
+            return
+        while True:
+            await asyncio.sleep(ROUTE_REFRESH_SECONDS)
+            try:
+                await self._announce_all_routes(client)
+            except Exception:  # the next round, or the reconnect, tries again
+                logger.warning("hub: could not re-announce routes", exc_info=True)
 
     def _resync_all(self) -> None:
         for peers in list(self._by_user.values()):
