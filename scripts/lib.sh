@@ -95,7 +95,7 @@ stop_redis_cluster() {
         # was re-executed may since belong to another process).
         for pidfile in "$REDIS_CLUSTER_DIR"/*/redis.pid; do
             port=$(basename "$(dirname "$pidfile")")
-            if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "redis-server.*:$port\b"; then
+            if { tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null | grep -q "redis-server.*:$port\b"; then
                 kill "$pid" 2>/dev/null && pids+=("$pid")
                 break
             fi
