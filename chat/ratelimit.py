@@ -1,7 +1,11 @@
 """Per-user fixed-window rate limits, shared by every process (Redis) or in-process (embedded).
 
 One Redis round trip per check, or per batch of checks: a script that increments each
-window's counter and gives a new one its expiry.
+window's counter and gives a new one its expiry, called once per bucket of the subjects
+(``chatproject/redis_keys.py``) in one pipeline. A counter is
+``{rl:<b>}:<scope>:<subject>:<window>``, ``b`` the subject's bucket: the counters one
+script call touches share that hash tag, so one Redis Cluster slot; on a cluster the
+pipeline costs one round trip per master at most.
 """
 
 from __future__ import annotations
@@ -9,18 +13,19 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any
 
 from django.conf import settings
 
 from chatproject.errors import RateLimited
-from chatproject.redis_connections import connections
+from chatproject.redis_connections import ScriptCall, connections
+from chatproject.redis_keys import positions_by_bucket, tag
 
 _lock = threading.Lock()
 _local_counts: dict[str, tuple[int, int]] = {}  # key -> (window number, count)
 
 
-# KEYS: one counter per subject; ARGV[1]: expiry in seconds, ARGV[2..]: each key's count.
+# KEYS: one counter per subject (one bucket); ARGV[1]: expiry in seconds, ARGV[2..]: each
+# key's count.
 # Atomic, so a counter never exists without its expiry.
 _COUNT_LUA = """
 local totals = {}
@@ -36,8 +41,26 @@ return totals
 """
 
 
-def _count_script() -> Any:
-    return connections.sync_script(_COUNT_LUA)
+def _redis_totals(
+    scope: str, wanted: dict[int | str, int], *, window: int, window_seconds: int
+) -> dict[int | str, int]:
+    """Add each subject's count to its counter in Redis; the counters' new totals."""
+    subjects = list(wanted)
+    groups = list(positions_by_bucket(subjects).items())
+    calls: list[ScriptCall] = [
+        (
+            _COUNT_LUA,
+            [f"{tag('rl', bucket)}:{scope}:{subjects[p]}:{window}" for p in positions],
+            [window_seconds + 1, *(wanted[subjects[p]] for p in positions)],
+        )
+        for bucket, positions in groups
+    ]
+    totals: dict[int | str, int] = {}
+    for (_, positions), replies in zip(groups, connections.eval_many(calls), strict=True):
+        totals.update(
+            (subjects[p], int(total)) for p, total in zip(positions, replies, strict=True)
+        )
+    return totals
 
 
 def hit_many(
@@ -54,9 +77,7 @@ def hit_many(
         wanted[subject] = wanted.get(subject, 0) + 1
     totals: dict[int | str, int] = {}
     if settings.REDIS_URL:
-        keys = [f"rl:{scope}:{subject}:{window}" for subject in wanted]
-        replies = _count_script()(keys=keys, args=[window_seconds + 1, *wanted.values()])
-        totals = {subject: int(total) for subject, total in zip(wanted, replies, strict=True)}
+        totals = _redis_totals(scope, wanted, window=window, window_seconds=window_seconds)
     else:
         with _lock:
             for subject, count in wanted.items():

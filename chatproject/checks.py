@@ -4,6 +4,7 @@ runs them, and so does every server start)."""
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.checks import Error, Warning, register
@@ -32,6 +33,7 @@ def check_production_mistakes(app_configs: Any = None, **kwargs: Any) -> list[Er
                 id="chatproject.E002",
             )
         )
+    problems += _redis_cluster_mistakes()
     insecure = settings.SECRET_KEY.startswith("django-insecure") or len(settings.SECRET_KEY) < 40
     if insecure and public_hosts:
         problems.append(
@@ -47,6 +49,40 @@ def check_production_mistakes(app_configs: Any = None, **kwargs: Any) -> list[Er
                 "SERVER_PROCESSES > 1 on SQLite: writes serialize on one file.",
                 hint="Set DATABASE_URL to PostgreSQL for several processes.",
                 id="chatproject.W001",
+            )
+        )
+    return problems
+
+
+def _redis_cluster_mistakes() -> list[Error | Warning]:
+    if not settings.REDIS_CLUSTER:
+        return []
+    if not settings.REDIS_URL:
+        return [
+            Error(
+                "REDIS_CLUSTER is on but REDIS_URL is empty.",
+                hint="Set REDIS_URL to any one node of the cluster, e.g. redis://node-1:6379/0.",
+                id="chatproject.E004",
+            )
+        ]
+    problems: list[Error | Warning] = []
+    redis_url = urlsplit(settings.REDIS_URL)
+    if redis_url.path.strip("/") not in ("", "0"):
+        problems.append(
+            Error(
+                "REDIS_CLUSTER is on but REDIS_URL names a database other than 0.",
+                hint="A Redis Cluster has database 0 only: end REDIS_URL with /0 or nothing.",
+                id="chatproject.E005",
+            )
+        )
+    broker = urlsplit(settings.CELERY_BROKER_URL)
+    if broker.scheme.startswith("redis") and broker.netloc == redis_url.netloc:
+        problems.append(
+            Error(
+                "CELERY_BROKER_URL points at the Redis Cluster of REDIS_URL.",
+                hint="Celery's Redis transport does not speak the cluster protocol: give the "
+                "broker a standalone Redis (or RabbitMQ).",
+                id="chatproject.E006",
             )
         )
     return problems

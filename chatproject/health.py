@@ -3,7 +3,8 @@
 * ``GET /healthz`` (liveness): 200 while the process answers HTTP at all. It touches no
   database and no Redis, so a database outage never gets every process restarted.
 * ``GET /readyz`` (readiness): 200 when this process can serve a client: every configured
-  database answers ``SELECT 1``, with ``REDIS_URL`` Redis answers ``PING``, and the process
+  database answers ``SELECT 1``, with ``REDIS_URL`` Redis answers ``PING`` (on a Redis
+  Cluster: every master, since every master holds a share of the routes), and the process
   is not draining (chatproject/lifecycle.py: it got SIGTERM and is sending its clients
   elsewhere); else 503.
   The body names each check's outcome (``ok``, ``not_configured`` or the error's class),
@@ -43,7 +44,13 @@ def _redis() -> str:
     if not redis_connections.url:
         return NOT_CONFIGURED
     try:
-        redis_connections.sync_client().ping()
+        client = redis_connections.sync_client()
+        if redis_connections.cluster:
+            from redis.cluster import RedisCluster
+
+            client.ping(target_nodes=RedisCluster.PRIMARIES)
+        else:
+            client.ping()
     except Exception as exc:  # noqa: BLE001 (as above)
         return type(exc).__name__
     return OK

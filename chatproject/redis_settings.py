@@ -1,5 +1,11 @@
 """The one Redis configuration: the URL, timeouts and pool caps every Redis user derives from.
 
+With ``REDIS_CLUSTER`` the URL names any one node of a Redis Cluster (the seed the
+clients discover the others from), and every client is a cluster client: the Django
+cache is :class:`chatproject.redis_cache.RedisClusterCache`, and there is no channel
+layer (channels-redis does not speak the cluster protocol, and no code of ours uses the
+layer: realtime delivery is ``chat.realtime``'s own pub/sub).
+
 ``settings.py`` builds ``CACHES`` and ``CHANNEL_LAYERS`` from :class:`RedisSettings` (it
 cannot use the connection handler, which reads settings), and
 ``chatproject/redis_connections.py`` reads the same values back through
@@ -25,6 +31,18 @@ POOL_WAIT_SECONDS = 10
 # redis-py 8 stop at 100 connections and then raise "Too many connections"; each receive
 # holds one in a blocking read, so the layer's cap is raised.
 CHANNEL_LAYER_MAX_CONNECTIONS = 1000
+# Cluster clients: a command that meets a connection error, a timeout or a cluster that is
+# down (a failover under way) refreshes the slot map and is retried CLUSTER_RETRIES times,
+# with exponential backoff (jittered) from CLUSTER_RETRY_BASE_SECONDS up to
+# CLUSTER_RETRY_CAP_SECONDS: about 3 s in all, then the error reaches the caller (as a
+# single Redis outage does). MOVED and ASK redirections (slot migrations) are followed
+# at once by redis-py and cost no retry.
+CLUSTER_RETRIES = 5
+CLUSTER_RETRY_BASE_SECONDS = 0.1
+CLUSTER_RETRY_CAP_SECONDS = 1.0
+# redis.asyncio's cluster pools do not wait for a free connection: past the cap a command
+# fails at once. Per node and per event loop, so set well above a burst's concurrency.
+ASYNC_CLUSTER_MAX_CONNECTIONS = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +50,7 @@ class RedisSettings:
     url: str
     socket_connect_timeout: float = DEFAULT_TIMEOUT_SECONDS
     socket_timeout: float = DEFAULT_TIMEOUT_SECONDS
+    cluster: bool = False
 
     @property
     def timeouts(self) -> dict[str, float]:
@@ -51,16 +70,27 @@ class RedisSettings:
             "timeout": POOL_WAIT_SECONDS,
             **self.timeouts,
         }
+        backend = (
+            "chatproject.redis_cache.RedisClusterCache"
+            if self.cluster
+            else "django.core.cache.backends.redis.RedisCache"
+        )
         return {
             "default": {
-                "BACKEND": "django.core.cache.backends.redis.RedisCache",
+                "BACKEND": backend,
                 "LOCATION": self.url,
                 "OPTIONS": options,
             }
         }
 
     def channel_layers(self) -> dict[str, Any]:
-        """``CHANNEL_LAYERS``: channels-redis on the same Redis, else Channels' in-memory layer."""
+        """``CHANNEL_LAYERS``: channels-redis on the same Redis, else Channels' in-memory layer.
+
+        On a cluster: none. channels-redis cannot use a Redis Cluster, and nothing uses the
+        layer (consumers get ``channel_layer = None``); a layer in memory would only turn a
+        future use into deliveries that silently stay in one process."""
+        if self.cluster:
+            return {}
         if not self.url:
             return {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
         host = {
@@ -82,12 +112,13 @@ class RedisSettings:
 
 
 def configured() -> RedisSettings:
-    """The Redis settings of the running configuration (``REDIS_URL``,
+    """The Redis settings of the running configuration (``REDIS_URL``, ``REDIS_CLUSTER``,
     ``REDIS_SOCKET_CONNECT_TIMEOUT``, ``REDIS_SOCKET_TIMEOUT``)."""
     from django.conf import settings
 
     return RedisSettings(
         url=settings.REDIS_URL,
+        cluster=bool(getattr(settings, "REDIS_CLUSTER", False)),
         socket_connect_timeout=float(
             getattr(settings, "REDIS_SOCKET_CONNECT_TIMEOUT", DEFAULT_TIMEOUT_SECONDS)
         ),

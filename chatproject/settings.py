@@ -142,6 +142,9 @@ EMBEDDED_DATABASE = DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite
 
 # --- Redis: channel layer, cache, realtime routing, presence --------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
+# REDIS_URL names one node (any) of a Redis Cluster; every Redis client is a cluster client
+# (chatproject/redis_connections.py). The Celery broker stays a standalone Redis.
+REDIS_CLUSTER = env.bool("REDIS_CLUSTER", default=False)
 REDIS_SOCKET_CONNECT_TIMEOUT = env.float(
     "REDIS_SOCKET_CONNECT_TIMEOUT", default=redis_settings.DEFAULT_TIMEOUT_SECONDS
 )
@@ -150,7 +153,9 @@ REDIS_SOCKET_TIMEOUT = env.float(
 )
 # The cache and the channel layer use the same Redis, timeouts and pool caps as every other
 # Redis client (chatproject/redis_settings.py); in-process without REDIS_URL.
-_redis = redis_settings.RedisSettings(REDIS_URL, REDIS_SOCKET_CONNECT_TIMEOUT, REDIS_SOCKET_TIMEOUT)
+_redis = redis_settings.RedisSettings(
+    REDIS_URL, REDIS_SOCKET_CONNECT_TIMEOUT, REDIS_SOCKET_TIMEOUT, cluster=REDIS_CLUSTER
+)
 CACHES: dict[str, Any] = _redis.caches()
 CHANNEL_LAYERS: dict[str, Any] = _redis.channel_layers()
 

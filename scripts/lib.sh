@@ -45,3 +45,78 @@ ensure_nginx() {  # the load-balancer tests run Debian's nginx with their own co
         if [ -n "$added" ]; then rm -f "$policy"; fi
     fi
 }
+
+# A throwaway Redis Cluster of three masters (no replicas, no persistence) for the tests on
+# the cluster configuration. start_redis_cluster FIRST_PORT DIR starts redis-server on
+# FIRST_PORT..FIRST_PORT+2 (cluster bus: each port + 10000) with their files in DIR, joins
+# them (16384 slots over the three), waits for cluster_state:ok on every node and sets
+# REDIS_CLUSTER_PIDS. stop_redis_cluster stops exactly those processes, by PID: the ones
+# recorded at start, and the PID a node's pidfile names now (a node restarted by a test
+# with DEBUG RESTART is the same server re-executed, daemonized again under a new PID).
+REDIS_CLUSTER_PIDS=()
+REDIS_CLUSTER_DIR=
+
+start_redis_cluster() {  # start_redis_cluster FIRST_PORT DIR
+    local first=$1 dir=$2 port node server
+    local ports=("$first" "$((first + 1))" "$((first + 2))")
+    # An absolute path: DEBUG RESTART re-executes the server by the path it was started with.
+    server=$(command -v redis-server) || return 1
+    REDIS_CLUSTER_PIDS=()
+    REDIS_CLUSTER_DIR=$dir
+    for port in "${ports[@]}"; do
+        if redis-cli -h 127.0.0.1 -p "$port" ping >/dev/null 2>&1; then
+            echo "start_redis_cluster: port $port is taken" >&2
+            return 1
+        fi
+    done
+    for port in "${ports[@]}"; do
+        node="$dir/$port"
+        mkdir -p "$node"
+        # DEBUG only from loopback: the tests restart a master with it (DEBUG RESTART).
+        "$server" --bind 127.0.0.1 --port "$port" --dir "$node" \
+            --cluster-enabled yes --cluster-config-file "$node/nodes.conf" \
+            --cluster-node-timeout 2000 --enable-debug-command local \
+            --save '' --appendonly no --daemonize yes \
+            --pidfile "$node/redis.pid" --logfile "$node/redis.log" || { stop_redis_cluster; return 1; }
+    done
+    for port in "${ports[@]}"; do
+        for _ in $(seq 50); do [ -s "$dir/$port/redis.pid" ] && break; sleep 0.1; done
+        REDIS_CLUSTER_PIDS+=("$(cat "$dir/$port/redis.pid")")
+        for _ in $(seq 50); do redis-cli -h 127.0.0.1 -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+    done
+    redis-cli --cluster create "${ports[@]/#/127.0.0.1:}" --cluster-replicas 0 --cluster-yes \
+        >"$dir/create.log" 2>&1 || { cat "$dir/create.log" >&2; stop_redis_cluster; return 1; }
+    for port in "${ports[@]}"; do
+        for _ in $(seq 100); do
+            redis-cli -h 127.0.0.1 -p "$port" cluster info 2>/dev/null | grep -q '^cluster_state:ok' && break
+            sleep 0.1
+        done
+        redis-cli -h 127.0.0.1 -p "$port" cluster info | grep -q '^cluster_state:ok' || {
+            echo "start_redis_cluster: node $port never reached cluster_state:ok" >&2
+            stop_redis_cluster
+            return 1
+        }
+    done
+}
+
+stop_redis_cluster() {
+    local pid pidfile port pids=()
+    for pidfile in "${REDIS_CLUSTER_DIR:-/nonexistent}"/*/redis.pid; do
+        [ -s "$pidfile" ] && REDIS_CLUSTER_PIDS+=("$(cat "$pidfile")")
+    done
+    for pid in "${REDIS_CLUSTER_PIDS[@]}"; do
+        # Only a live redis-server of one of our nodes' ports (a recorded PID whose server
+        # was re-executed may since belong to another process).
+        for pidfile in "$REDIS_CLUSTER_DIR"/*/redis.pid; do
+            port=$(basename "$(dirname "$pidfile")")
+            if { tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null | grep -q "redis-server.*:$port\b"; then
+                kill "$pid" 2>/dev/null && pids+=("$pid")
+                break
+            fi
+        done
+    done
+    for pid in "${pids[@]}"; do
+        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    done
+    REDIS_CLUSTER_PIDS=()
+}

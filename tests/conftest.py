@@ -32,10 +32,10 @@ def _fresh_shared_state() -> None:
 
     ratelimit._local_counts.clear()
     if settings.REDIS_URL:
-        import redis
+        from chatproject.redis_connections import connections
 
-        client = redis.Redis.from_url(settings.REDIS_URL)
-        client.flushdb()
+        client = connections.new_sync_client()
+        client.flushdb()  # on a cluster: every master
         client.close()
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-import redis
 from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
@@ -17,6 +16,7 @@ from chat.ids import LEASE_KEY_PREFIX, SnowflakeGenerator, next_id, worker_id_of
 from chat.store import get_message_store
 from chat.store.django_store import DjangoMessageStore
 from chatproject.backends import Backend
+from chatproject.redis_connections import connections
 from presence.backends import get_backend
 from presence.backends.memory import MemoryPresence
 from presence.backends.redis import RedisPresence
@@ -170,7 +170,7 @@ def test_id_generator_with_a_wrong_path_is_improperly_configured() -> None:
 def test_a_changed_id_setting_gives_back_the_leased_worker_number(settings: Any) -> None:
     settings.ID_WORKER_ID = -1
     leased = worker_id_of(next_id())
-    client = redis.Redis.from_url(django_settings.REDIS_URL)
+    client = connections.new_sync_client()
     try:
         assert client.exists(f"{LEASE_KEY_PREFIX}{leased}") == 1
         settings.ID_WORKER_ID = 9

@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 
 import pytest
-import redis
 from django.conf import settings as django_settings
 from pytest_django.fixtures import Settings as SettingsFixture
 
@@ -25,6 +24,7 @@ from chat.ids import (
     next_id,
     worker_id_of,
 )
+from chatproject.redis_connections import SyncRedis, connections
 
 needs_redis = pytest.mark.skipif(not django_settings.REDIS_URL, reason="needs REDIS_URL")
 
@@ -273,15 +273,15 @@ def test_embedded_single_process_uses_worker_0(
 
 
 @pytest.fixture
-def redis_client() -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(django_settings.REDIS_URL)
+def redis_client() -> Iterator[SyncRedis]:
+    client = connections.new_sync_client()
     yield client
     client.close()
 
 
 @needs_redis
 def test_two_processes_leasing_worker_numbers_get_different_ones(
-    redis_client: redis.Redis,
+    redis_client: SyncRedis,
 ) -> None:
     first = RedisWorkerLease(django_settings.REDIS_URL)
     second = RedisWorkerLease(django_settings.REDIS_URL)
@@ -297,7 +297,7 @@ def test_two_processes_leasing_worker_numbers_get_different_ones(
 
 
 @needs_redis
-def test_renewing_keeps_the_number_and_extends_the_lease(redis_client: redis.Redis) -> None:
+def test_renewing_keeps_the_number_and_extends_the_lease(redis_client: SyncRedis) -> None:
     lease = RedisWorkerLease(django_settings.REDIS_URL, ttl_seconds=30)
     key = f"{LEASE_KEY_PREFIX}{lease.worker_id}"
     try:
@@ -311,7 +311,7 @@ def test_renewing_keeps_the_number_and_extends_the_lease(redis_client: redis.Red
 
 @needs_redis
 def test_a_lease_taken_over_by_someone_else_is_replaced_by_a_new_number(
-    redis_client: redis.Redis,
+    redis_client: SyncRedis,
 ) -> None:
     lease = RedisWorkerLease(django_settings.REDIS_URL)
     lost = lease.worker_id
@@ -331,7 +331,7 @@ def test_a_lease_taken_over_by_someone_else_is_replaced_by_a_new_number(
 
 @needs_redis
 def test_production_ids_use_a_worker_number_leased_from_redis(
-    settings: SettingsFixture, fresh_default_generator: None, redis_client: redis.Redis
+    settings: SettingsFixture, fresh_default_generator: None, redis_client: SyncRedis
 ) -> None:
     settings.ID_WORKER_ID = -1
 

@@ -10,10 +10,13 @@ from typing import Any
 
 import pytest
 import redis
+import redis.asyncio
+import redis.cluster
 from django.conf import settings as django_settings
 
 from chatproject.per_loop import PerLoopRegistry
 from chatproject.redis_connections import RedisConnections
+from tests.redis_servers import client_ids
 
 needs_redis = pytest.mark.skipif(not django_settings.REDIS_URL, reason="needs REDIS_URL")
 
@@ -50,12 +53,26 @@ def test_registry_gives_one_value_per_loop_and_drops_closed_loops() -> None:
 # --- the handler, against the configured Redis ---------------------------------------------
 
 
-def _server_client_ids() -> set[int]:
-    client = redis.Redis.from_url(django_settings.REDIS_URL)
-    try:
-        return {int(entry["id"]) for entry in client.client_list()}
-    finally:
-        client.close()
+def _options(client: Any) -> dict[str, Any]:
+    """The connection options of a client's connections (a cluster client's, every node's)."""
+    if isinstance(client, redis.Redis | redis.asyncio.Redis):
+        kwargs: dict[str, Any] = client.connection_pool.connection_kwargs
+    elif isinstance(client, redis.cluster.RedisCluster):
+        kwargs = client.nodes_manager.connection_kwargs
+    else:
+        kwargs = client.connection_kwargs
+    return kwargs
+
+
+async def _connection_id(client: Any) -> tuple[int, int]:
+    """(server port, connection id) of one of ``client``'s connections."""
+    if isinstance(client, redis.asyncio.Redis):
+        return client.connection_pool.connection_kwargs.get("port", 6379), int(
+            await client.client_id()
+        )
+    await client.initialize()
+    node = client.get_default_node()
+    return node.port, int(await client.execute_command("CLIENT ID", target_nodes=node))
 
 
 @needs_redis
@@ -80,19 +97,19 @@ def test_a_closed_loops_client_is_released() -> None:
 
     held: list[Any] = []  # keeps the old client alive: the garbage collector cannot close it
 
-    async def connection_id() -> int:
+    async def connection_id() -> tuple[int, int]:
         held.append(handler.async_client())
-        return int(await held[-1].client_id())
+        return await _connection_id(held[-1])
 
     loop = asyncio.new_event_loop()
     old_id = loop.run_until_complete(connection_id())
     loop.close()
-    assert old_id in _server_client_ids()  # nobody could close it on the closed loop
+    assert old_id in client_ids()  # nobody could close it on the closed loop
 
     asyncio.run(connection_id())  # a new loop's first use drops the closed one's pool
     assert handler.loop_client_count() == 1
     deadline = time.monotonic() + 5
-    while old_id in _server_client_ids():
+    while old_id in client_ids():
         assert time.monotonic() < deadline, "the closed loop's connection stayed open"
         time.sleep(0.05)
 
@@ -103,22 +120,22 @@ def test_timeouts_are_applied(settings: Any) -> None:
     settings.REDIS_SOCKET_TIMEOUT = 3
     handler = RedisConnections()
 
-    def options(client: Any) -> dict[str, Any]:
-        kwargs: dict[str, Any] = client.connection_pool.connection_kwargs
-        return kwargs
-
     async def loop_clients() -> tuple[Any, Any]:
         return handler.async_client(), handler.subscriber_client(client_name="test")
 
     async_client, subscriber = asyncio.run(loop_clients())
     lease_client = handler.new_sync_client()
     for client in (handler.sync_client(), async_client, lease_client):
-        assert options(client)["socket_connect_timeout"] == 2
-        assert options(client)["socket_timeout"] == 3
-    # A pub/sub reader blocks until the next message: its reads must never time out.
-    assert options(subscriber)["socket_timeout"] is None
-    assert options(subscriber)["socket_connect_timeout"] == 2
-    assert options(subscriber)["client_name"] == "test"
+        assert _options(client)["socket_connect_timeout"] == 2
+        assert _options(client)["socket_timeout"] == 3
+    if django_settings.REDIS_CLUSTER:
+        # A sharded reader polls with a timeout of its own; its other commands time out.
+        assert _options(subscriber)["socket_timeout"] == 3
+    else:
+        # A pub/sub reader blocks until the next message: its reads must never time out.
+        assert _options(subscriber)["socket_timeout"] is None
+    assert _options(subscriber)["socket_connect_timeout"] == 2
+    assert _options(subscriber)["client_name"] == "test"
     lease_client.close()
 
 
@@ -127,11 +144,11 @@ def test_defaults_and_reset_on_setting_change(settings: Any) -> None:
     from chatproject.redis_connections import connections
 
     client = connections.sync_client()
-    assert client.connection_pool.connection_kwargs["socket_timeout"] == 5
-    assert client.connection_pool.connection_kwargs["socket_connect_timeout"] == 5
+    assert _options(client)["socket_timeout"] == 5
+    assert _options(client)["socket_connect_timeout"] == 5
     settings.REDIS_SOCKET_TIMEOUT = 1
     assert connections.sync_client() is not client
-    assert connections.sync_client().connection_pool.connection_kwargs["socket_timeout"] == 1
+    assert _options(connections.sync_client())["socket_timeout"] == 1
 
 
 @needs_redis

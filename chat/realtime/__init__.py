@@ -3,25 +3,25 @@
 Services call :func:`publish` after their transaction commits (``transaction.on_commit``),
 from any thread or process (server, Celery worker, admin). With ``REDIS_URL`` the event
 is routed through Redis to the processes holding the recipients' connections (one round
-trip, whatever the number of recipients); on the embedded default it is handed straight
-to this process's hub.
+trip, whatever the number of recipients; on a Redis Cluster a few, bounded by the number
+of masters: routes.py); on the embedded default it is handed straight to this process's
+hub.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from redis.exceptions import NoScriptError
 
 from chatproject.redis_connections import connections
 
-from . import envelope
+from . import envelope, routes
 from .hub import Hub, get_hub, local_hubs
-from .routes import ROUTE_AND_PUBLISH_LUA, user_route_key
+from .routes import Routed
 
 __all__ = [
     "Hub",
@@ -36,14 +36,6 @@ __all__ = [
 _pending: set[asyncio.Task[None]] = set()
 
 
-def _sync_script() -> Any:
-    return connections.sync_script(ROUTE_AND_PUBLISH_LUA)
-
-
-def _async_script() -> Any:
-    return connections.async_script(ROUTE_AND_PUBLISH_LUA)
-
-
 def _dispatch_locally(data: bytes, user_ids: Sequence[int]) -> list[int]:
     hubs = local_hubs()
     for hub in hubs:
@@ -52,21 +44,81 @@ def _dispatch_locally(data: bytes, user_ids: Sequence[int]) -> list[int]:
 
 
 def _own_hubs() -> dict[bytes, Hub]:
-    """This process's hubs that are subscribed: the routing script skips publishing to them
-    and says which hold recipients, and the event is handed over in memory."""
+    """This process's hubs that are subscribed: routing skips publishing to them and says
+    which hold recipients, and the event is handed over in memory."""
     return {hub.process_id.encode(): hub for hub in local_hubs() if hub.routable}
 
 
-def _routed(
-    user_ids: Sequence[int], data: bytes, reply: Sequence[Any], own: Mapping[bytes, Hub]
-) -> list[int]:
-    """Hand the event to this process's hubs the script named; return the offline users."""
-    offline_indexes, own_targets = reply
-    for process_id in own_targets:
+def _delivered(data: bytes, routed: Routed, own: Mapping[bytes, Hub]) -> list[int]:
+    """Hand the event to this process's hubs that hold recipients; return the offline users."""
+    for process_id in routed.own_process_ids:
         hub = own.get(process_id)
         if hub is not None:
             hub.loop.call_soon_threadsafe(_start_dispatch, hub, data)
-    return [user_ids[i - 1] for i in offline_indexes]  # Lua's indexes are 1-based
+    return routed.offline_user_ids
+
+
+# What routing asks of Redis, one pipeline at a time: ("scripts", script calls) or
+# ("commands", commands); the pipeline's replies are sent back into the generator.
+_Step = tuple[str, Sequence[Any]]
+
+
+def _routing(
+    batch: Sequence[tuple[Sequence[int], bytes]], own: Mapping[bytes, Hub]
+) -> Generator[_Step, list[Any], list[Routed]]:
+    """Route a batch of (recipients, envelope) through Redis (routes.py): one round trip on
+    a single Redis, a few pipelines (each one round trip per master) on a cluster. Written
+    once for the sync and the async caller, which run its steps (:func:`_route`,
+    :func:`_aroute`)."""
+    if not connections.cluster:
+        calls = [routes.single_redis_call(user_ids, data, own) for user_ids, data in batch]
+        replies = yield "scripts", calls
+        return [routes.single_redis_routed(u, r) for (u, _), r in zip(batch, replies, strict=True)]
+    fanout = routes.ClusterFanout(batch, own)
+    fanout.resolved((yield "scripts", fanout.resolve_calls()))
+    if publishes := fanout.publishes():
+        fanout.published((yield "commands", [("SPUBLISH", *publish) for publish in publishes]))
+    if dead := fanout.dead_routes():
+        yield "commands", [("SREM", *route) for route in dead]
+    return fanout.routed()
+
+
+def _route(batch: Sequence[tuple[Sequence[int], bytes]], own: Mapping[bytes, Hub]) -> list[Routed]:
+    steps = _routing(batch, own)
+    replies: Any = None
+    while True:
+        try:
+            kind, work = steps.send(replies)
+        except StopIteration as done:
+            routed: list[Routed] = done.value
+            return routed
+        if kind == "scripts":
+            replies = connections.eval_many(work)
+        else:
+            pipe = connections.sync_client().pipeline(transaction=False)
+            for command in work:
+                pipe.execute_command(*command)
+            replies = pipe.execute()
+
+
+async def _aroute(
+    batch: Sequence[tuple[Sequence[int], bytes]], own: Mapping[bytes, Hub]
+) -> list[Routed]:
+    steps = _routing(batch, own)
+    replies: Any = None
+    while True:
+        try:
+            kind, work = steps.send(replies)
+        except StopIteration as done:
+            routed: list[Routed] = done.value
+            return routed
+        if kind == "scripts":
+            replies = await connections.aeval_many(work)
+        else:
+            pipe = connections.async_client().pipeline(transaction=False)
+            for command in work:
+                pipe.execute_command(*command)
+            replies = await pipe.execute()
 
 
 def _start_dispatch(hub: Hub, data: bytes) -> None:
@@ -115,26 +167,10 @@ def publish_many(events: Sequence[Outgoing]) -> list[list[int]]:
         return [
             _dispatch_locally(data, e.user_ids) for e, data in zip(events, encoded, strict=True)
         ]
-    script = _sync_script()
-    client = script.registered_client
     own = _own_hubs()
-    for attempt in (1, 2):
-        pipe = client.pipeline(transaction=False)
-        for event, data in zip(events, encoded, strict=True):
-            keys = [user_route_key(u) for u in event.user_ids]
-            pipe.evalsha(script.sha, len(keys), *keys, data, *own)
-        try:
-            replies = pipe.execute()
-            break
-        except NoScriptError:
-            # Redis restarted and lost its script cache; no command of the pipeline ran.
-            if attempt == 2:
-                raise
-            client.script_load(ROUTE_AND_PUBLISH_LUA)
-    return [
-        _routed(e.user_ids, data, reply, own)
-        for e, data, reply in zip(events, encoded, replies, strict=True)
-    ]
+    batch = [(e.user_ids, data) for e, data in zip(events, encoded, strict=True)]
+    routed = _route(batch, own)
+    return [_delivered(data, r, own) for (_, data), r in zip(batch, routed, strict=True)]
 
 
 async def apublish(
@@ -150,8 +186,8 @@ async def apublish(
     data = envelope.encode(user_ids, frame, seqs=seqs, skip_device_id=skip_device_id)
     if settings.REDIS_URL:
         own = _own_hubs()
-        reply = await _async_script()(keys=[user_route_key(u) for u in user_ids], args=[data, *own])
-        return _routed(user_ids, data, reply, own)
+        (routed,) = await _aroute([(user_ids, data)], own)
+        return _delivered(data, routed, own)
     return _dispatch_locally(data, user_ids)
 
 
@@ -160,7 +196,7 @@ def disconnect_devices(*, user_id: int, device_ids: Sequence[int]) -> None:
     data = envelope.encode([user_id], b"{}", close_device_ids=device_ids)
     if settings.REDIS_URL:
         own = _own_hubs()
-        reply = _sync_script()(keys=[user_route_key(user_id)], args=[data, *own])
-        _routed([user_id], data, reply, own)
+        (routed,) = _route([([user_id], data)], own)
+        _delivered(data, routed, own)
     else:
         _dispatch_locally(data, [user_id])

@@ -4,6 +4,16 @@ Fan-out is where a chat server spends its CPU, so delivery avoids Channels' per-
 layer pattern (0.3-0.6 ms per delivery): the process holds a registry of its connections,
 receives each event once (one Redis subscription per process, or a direct in-process call
 on the embedded default), and writes the already-serialized frame to each local recipient.
+
+On a single Redis the process's channel is a plain ``SUBSCRIBE``; on a Redis Cluster a
+sharded one (``SSUBSCRIBE``, on the master of the channel's slot: routes.py). Whenever
+the subscription is lost, the hub subscribes again (every ``REDIS_RETRY_SECONDS``),
+re-announces its routes (publishers drop routes whose publish reached nobody) and has
+every socket resync (events published meanwhile are in the sync queues). Lost means: the
+connection failed (a restart, a failover, a network cut) or, on a cluster, the channel's
+slot moved to another master (the old one says ``sunsubscribe``). On a cluster the routes
+are also announced again every ``ROUTE_REFRESH_SECONDS``: route sets live on every
+master, and one of them may lose its data while this subscription, on another, stays up.
 """
 
 from __future__ import annotations
@@ -14,7 +24,8 @@ import logging
 import os
 import secrets
 import socket
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any, Protocol
 
 from django.conf import settings
 
@@ -25,12 +36,17 @@ from . import envelope as envelopes
 from .routes import process_channel, user_route_key
 
 if TYPE_CHECKING:
-    from redis.asyncio import Redis
+    from chatproject.redis_connections import AsyncRedis
 
 logger = logging.getLogger(__name__)
 
 # Re-subscribe and re-announce routes after a Redis hiccup at this pace.
 REDIS_RETRY_SECONDS = 1.0
+# On a cluster, routes are announced again this often (see Hub._reannounce_routes).
+ROUTE_REFRESH_SECONDS = 30.0
+# A sharded subscription is read with this timeout: the reader notices a subscription
+# that moved (or a dead node, through the health check) even when no event comes.
+SHARDED_POLL_SECONDS = 1.0
 
 
 class LiveConnection(Protocol):
@@ -58,7 +74,7 @@ class Hub:
         self._empty.set()
         self._started = asyncio.Event()
         self._start_lock = asyncio.Lock()
-        self._redis: Redis | None = None
+        self._redis: AsyncRedis | None = None
         self._reader: asyncio.Task[None] | None = None
         self._resyncs: set[asyncio.Task[None]] = set()
 
@@ -84,8 +100,7 @@ class Hub:
             client = connections.subscriber_client(client_name=f"chat-hub:{self.process_id}")
             self._redis = client
             try:
-                pubsub = client.pubsub(ignore_subscribe_messages=True)
-                await pubsub.subscribe(channel)
+                events = await _subscribe(client, channel)
                 # Routes announced before a reconnect may have been dropped as dead meanwhile.
                 await self._announce_all_routes(client)
                 if ready.is_set():
@@ -93,19 +108,22 @@ class Hub:
                     # process; they are in the sync queues, so every socket catches up.
                     self._resync_all()
                 ready.set()
-                async for message in pubsub.listen():
-                    data = message.get("data")
-                    if isinstance(data, bytes):
+                refresher = asyncio.create_task(self._reannounce_routes(client))
+                try:
+                    async for data in events:
                         await self.dispatch(data)
+                finally:
+                    refresher.cancel()
+                logger.warning("hub: Redis subscription moved; subscribing again")
             except asyncio.CancelledError:
                 await client.aclose()
                 raise
             except Exception:
                 logger.exception("hub: Redis subscription failed; reconnecting")
-                await client.aclose()
-                await asyncio.sleep(REDIS_RETRY_SECONDS)
+            await client.aclose()
+            await asyncio.sleep(REDIS_RETRY_SECONDS)
 
-    async def _announce_all_routes(self, client: Redis) -> None:
+    async def _announce_all_routes(self, client: AsyncRedis) -> None:
         users = list(self._by_user)
         if not users:
             return
@@ -113,6 +131,28 @@ class Hub:
         for user_id in users:
             pipe.sadd(user_route_key(user_id), self.process_id)
         await pipe.execute()
+        # A user whose last connection left meanwhile may have had its route removed
+        # before the pipeline added it back: remove it again (a stale route would count
+        # the user as online, and cost them their push notifications).
+        if gone := [user_id for user_id in users if user_id not in self._by_user]:
+            pipe = client.pipeline(transaction=False)
+            for user_id in gone:
+                pipe.srem(user_route_key(user_id), self.process_id)
+            await pipe.execute()
+
+    async def _reannounce_routes(self, client: AsyncRedis) -> None:
+        """On a cluster, announce the routes again every ``ROUTE_REFRESH_SECONDS``: a
+        master that restarted empty (or a failover that lost the latest writes) loses the
+        route sets it held without breaking this process's subscription, which may be on
+        another master. On a single Redis, losing the data breaks the subscription too."""
+        if not connections.cluster:
+            return
+        while True:
+            await asyncio.sleep(ROUTE_REFRESH_SECONDS)
+            try:
+                await self._announce_all_routes(client)
+            except Exception:  # the next round, or the reconnect, tries again
+                logger.warning("hub: could not re-announce routes", exc_info=True)
 
     def _resync_all(self) -> None:
         for peers in list(self._by_user.values()):
@@ -212,6 +252,40 @@ class Hub:
                         await connection.deliver(seq, frame)
                     except Exception:  # one broken socket must not cost the others this event
                         logger.exception("hub: delivery to device %s failed", connection.device_id)
+
+
+async def _subscribe(client: AsyncRedis, channel: str) -> AsyncIterator[bytes]:
+    """Subscribe ``client`` to ``channel``; the envelopes published to it, until the
+    subscription is lost: the iterator ends (a cluster slot moved) or raises (the
+    connection failed)."""
+    import redis.asyncio as aioredis
+
+    if isinstance(client, aioredis.Redis):
+        pubsub = client.pubsub(ignore_subscribe_messages=True)
+        await pubsub.subscribe(channel)
+        return _messages(pubsub)
+    await client.initialize()  # the slot map, to find the channel's master
+    sharded = client.pubsub()
+    await sharded.ssubscribe(channel)
+    return _sharded_messages(sharded)
+
+
+async def _messages(pubsub: Any) -> AsyncIterator[bytes]:
+    async for message in pubsub.listen():
+        data = message.get("data")
+        if isinstance(data, bytes):
+            yield data
+
+
+async def _sharded_messages(pubsub: Any) -> AsyncIterator[bytes]:
+    while pubsub.node_pubsub_mapping:  # emptied when the slot's master dropped us
+        message = await pubsub.get_sharded_message(timeout=SHARDED_POLL_SECONDS)
+        if message is None:
+            continue
+        if message["type"] == "sunsubscribe":  # the slot moved to another master
+            return
+        if message["type"] == "smessage" and isinstance(message["data"], bytes):
+            yield message["data"]
 
 
 _hubs: PerLoopRegistry[Hub] = PerLoopRegistry(Hub)

@@ -1,17 +1,22 @@
 """Presence state in Redis (production): shared by every server process, TTL-based.
 
-Keys (all in the configured Redis database, so deployments on other databases never mix):
+Keys (all in the configured Redis database, so deployments on other databases never mix),
+per bucket ``b = user id % USER_BUCKETS`` (``chatproject/redis_keys.py``); the keys of a
+bucket share the hash tag ``{pr:<b>}`` and so one Redis Cluster slot, which is what lets
+each script below touch several of them:
 
-* ``pr:dev:<user id>``: sorted set, connection member -> expiry (unix seconds). A member
-  is ``<device id>/<process token><n>``, one per socket, so a device connected twice, or a
-  second device, is a second member. The key itself expires a while after the last
-  refresh, so nothing outlives a whole deployment going down.
-* ``pr:users``: sorted set, user id -> the latest expiry among their members. The sweeper
-  reads the expired range of this set instead of scanning every user.
-* ``pr:sweep``: a short lock (SET NX PX): one process per interval runs the sweep.
+* ``{pr:<b>}:dev:<user id>``: sorted set, connection member -> expiry (unix seconds). A
+  member is ``<device id>/<process token><n>``, one per socket, so a device connected
+  twice, or a second device, is a second member. The key itself expires a while after the
+  last refresh, so nothing outlives a whole deployment going down.
+* ``{pr:<b>}:users``: sorted set, user id (of the bucket) -> the latest expiry among their
+  members. The sweeper reads the expired range of these sets instead of scanning every user.
+* ``{pr:<b>}:sweep``: a short lock (SET NX PX): one process per interval sweeps the bucket.
 
-Every operation is one round trip (a Lua script, or one pipeline); a process refreshes all
-of its connections with one pipeline per tick, whatever their number.
+Every operation is one round trip on a single Redis (a Lua script, or one pipeline of one
+script call per bucket), and on a cluster one per master at most (the pipeline's calls go
+to their buckets' masters in parallel): a process refreshes all of its connections, and
+the sweeper sweeps every bucket, with one pipeline per tick, whatever their number.
 """
 
 from __future__ import annotations
@@ -22,16 +27,15 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 
-from chatproject.redis_connections import connections
+from chatproject.redis_connections import ScriptCall, connections
+from chatproject.redis_keys import USER_BUCKETS, bucket_of, tag
 
 from . import Lease, PresenceBackend
 
 if TYPE_CHECKING:
-    from redis import Redis
+    from chatproject.redis_connections import SyncRedis
 
-DEVICES_KEY = "pr:dev:"
-USERS_KEY = "pr:users"
-SWEEP_LOCK_KEY = "pr:sweep"
+NAMESPACE = "pr"
 REFRESH_BATCH = 1_000
 
 # KEYS: devices of the user, pr:users. ARGV: now, member, expiry, user id, key ttl (ms).
@@ -57,18 +61,18 @@ redis.call('ZREM', KEYS[2], ARGV[3])
 return removed
 """
 
-# KEYS: pr:users. ARGV: devices key prefix, key ttl (ms), then (user id, member, expiry)
-# triples. Only existing members are extended (a connection removed meanwhile must not
-# come back); returns the 1-based indexes of the triples whose member is gone.
+# KEYS: users of one bucket, then the devices key of each lease (same bucket). ARGV: key
+# ttl (ms), then (user id, member, expiry) per lease. Only existing members are extended
+# (a connection removed meanwhile must not come back); returns the 1-based indexes of the
+# leases whose member is gone.
 REFRESH_LUA = """
 local missing = {}
-local n = 0
-for i = 3, #ARGV, 3 do
-    n = n + 1
-    local key = ARGV[1] .. ARGV[i]
+for n = 1, #KEYS - 1 do
+    local key = KEYS[n + 1]
+    local i = 3 * n - 1
     if redis.call('ZSCORE', key, ARGV[i + 1]) then
         redis.call('ZADD', key, ARGV[i + 2], ARGV[i + 1])
-        redis.call('PEXPIRE', key, ARGV[2])
+        redis.call('PEXPIRE', key, ARGV[1])
         redis.call('ZADD', KEYS[1], 'GT', ARGV[i + 2], ARGV[i])
     else
         missing[#missing + 1] = n
@@ -77,7 +81,8 @@ end
 return missing
 """
 
-# KEYS: pr:users, pr:sweep. ARGV: now, devices key prefix, limit, lock ms, lock owner.
+# KEYS: users and sweep lock of one bucket. ARGV: now, the bucket's devices key prefix,
+# limit, lock ms, lock owner. The devices keys it builds are of the same bucket (slot).
 # Returns a flat list: user id, last expiry, user id, last expiry, ...
 SWEEP_LUA = """
 if not redis.call('SET', KEYS[2], ARGV[5], 'NX', 'PX', ARGV[4]) then return {} end
@@ -101,17 +106,27 @@ return gone
 """
 
 
+def _devices_prefix(bucket: int) -> str:
+    return f"{tag(NAMESPACE, bucket)}:dev:"
+
+
 def _devices_key(user_id: int) -> str:
-    return f"{DEVICES_KEY}{user_id}"
+    return f"{_devices_prefix(bucket_of(user_id))}{user_id}"
+
+
+def _users_key(bucket: int) -> str:
+    return f"{tag(NAMESPACE, bucket)}:users"
+
+
+def _sweep_lock_key(bucket: int) -> str:
+    return f"{tag(NAMESPACE, bucket)}:sweep"
 
 
 class RedisPresence(PresenceBackend):
     def __init__(self) -> None:
-        self._client: Redis = connections.sync_client()
+        self._client: SyncRedis = connections.sync_client()
         self._connect = self._client.register_script(CONNECT_LUA)
         self._disconnect = self._client.register_script(DISCONNECT_LUA)
-        self._refresh = self._client.register_script(REFRESH_LUA)
-        self._sweep = self._client.register_script(SWEEP_LUA)
         self._owner = f"{threading.get_native_id()}:{id(self)}"
 
     @staticmethod
@@ -121,41 +136,60 @@ class RedisPresence(PresenceBackend):
 
     def connect(self, lease: Lease, *, now: float) -> bool:
         result = self._connect(
-            keys=[_devices_key(lease.user_id), USERS_KEY],
+            keys=[_devices_key(lease.user_id), _users_key(bucket_of(lease.user_id))],
             args=[repr(now), lease.member, repr(lease.expiry), lease.user_id, self._key_ttl_ms()],
         )
         return bool(result)
 
     def disconnect(self, user_id: int, member: str, *, now: float) -> bool:
         result = self._disconnect(
-            keys=[_devices_key(user_id), USERS_KEY], args=[repr(now), member, user_id]
+            keys=[_devices_key(user_id), _users_key(bucket_of(user_id))],
+            args=[repr(now), member, user_id],
         )
         return bool(result)
 
     def refresh(self, leases: Sequence[Lease]) -> list[Lease]:
         if not leases:
             return []
-        pipe = self._client.pipeline(transaction=False)
-        batches = [leases[i : i + REFRESH_BATCH] for i in range(0, len(leases), REFRESH_BATCH)]
+        by_bucket: dict[int, list[Lease]] = {}
+        for lease in leases:
+            by_bucket.setdefault(bucket_of(lease.user_id), []).append(lease)
+        batches = [
+            (bucket, group[i : i + REFRESH_BATCH])
+            for bucket, group in by_bucket.items()
+            for i in range(0, len(group), REFRESH_BATCH)
+        ]
         ttl = self._key_ttl_ms()
-        for batch in batches:
-            args: list[Any] = [DEVICES_KEY, ttl]
+        calls: list[ScriptCall] = []
+        for bucket, batch in batches:
+            keys = [_users_key(bucket), *(_devices_key(lease.user_id) for lease in batch)]
+            args: list[Any] = [ttl]
             for lease in batch:
                 args += [lease.user_id, lease.member, repr(lease.expiry)]
-            self._refresh(keys=[USERS_KEY], args=args, client=pipe)
-        results = pipe.execute()
+            calls.append((REFRESH_LUA, keys, args))
+        results = connections.eval_many(calls)
         return [
             batch[index - 1]
-            for batch, missing in zip(batches, results, strict=True)
+            for (_, batch), missing in zip(batches, results, strict=True)
             for index in missing
         ]
 
     def sweep(self, *, now: float, limit: int, lock_seconds: float) -> list[tuple[int, float]]:
-        flat = self._sweep(
-            keys=[USERS_KEY, SWEEP_LOCK_KEY],
-            args=[repr(now), DEVICES_KEY, limit, max(1, int(lock_seconds * 1000)), self._owner],
-        )
-        return [(int(flat[i]), float(flat[i + 1])) for i in range(0, len(flat), 2)]
+        """Up to ``limit`` users per bucket, each bucket under its own lock."""
+        lock_ms = max(1, int(lock_seconds * 1000))
+        calls: list[ScriptCall] = [
+            (
+                SWEEP_LUA,
+                [_users_key(bucket), _sweep_lock_key(bucket)],
+                [repr(now), _devices_prefix(bucket), limit, lock_ms, self._owner],
+            )
+            for bucket in range(USER_BUCKETS)
+        ]
+        return [
+            (int(flat[i]), float(flat[i + 1]))
+            for flat in connections.eval_many(calls)
+            for i in range(0, len(flat), 2)
+        ]
 
     def online(self, user_ids: Iterable[int], *, now: float) -> set[int]:
         ids = list(user_ids)
@@ -167,5 +201,7 @@ class RedisPresence(PresenceBackend):
         return {user_id for user_id, count in zip(ids, pipe.execute(), strict=True) if count}
 
     def reset(self) -> None:
-        keys = [USERS_KEY, SWEEP_LOCK_KEY, *self._client.scan_iter(match=f"{DEVICES_KEY}*")]
-        self._client.delete(*keys)
+        # On a cluster the scan visits every master and the delete is split per slot.
+        keys = list(self._client.scan_iter(match=f"{{{NAMESPACE}:*}}:*"))
+        if keys:
+            self._client.delete(*keys)

@@ -6,12 +6,12 @@ import asyncio
 from typing import Any
 
 import pytest
-import redis.asyncio as aioredis
 from channels.db import database_sync_to_async as adb
 from django.conf import settings
 
 from chat import realtime
 from chat.services import messages
+from tests.redis_servers import kill_clients
 
 from .test_ws_messaging import UsersFactory, direct
 
@@ -30,12 +30,8 @@ async def test_events_published_while_the_subscription_was_down_arrive_after_it_
     await bob_phone.connect()
     hub = realtime.get_hub()
 
-    client = aioredis.Redis.from_url(settings.REDIS_URL)
-    killed = 0
-    for entry in await client.client_list():
-        if entry.get("name") == f"chat-hub:{hub.process_id}" and entry.get("sub") != "0":
-            killed += await client.client_kill_filter(_id=entry["id"])
-    await client.aclose()
+    # The subscription's connection (on a cluster: on the master of the channel's slot).
+    killed = await adb(kill_clients)(f"chat-hub:{hub.process_id}", subscribers_only=True)
     assert killed == 1
     await asyncio.sleep(0.1)  # the reader notices and waits before reconnecting
 
