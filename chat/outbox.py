@@ -28,9 +28,13 @@ AsgiSend = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 class Outbox:
+    # An idle socket has nothing queued: its deque (760 bytes empty) exists only while
+    # frames wait, and slots spare the instance dict (memory per idle connection).
+    __slots__ = ("_bytes", "_close_code", "_frames", "_send", "_writer")
+
     def __init__(self, send: AsgiSend) -> None:
         self._send = send
-        self._frames: deque[bytes] = deque()
+        self._frames: deque[bytes] | None = None
         self._bytes = 0
         self._close_code: int | None = None
         self._writer: asyncio.Task[None] | None = None
@@ -44,12 +48,15 @@ class Outbox:
         A frame larger than the whole bound is still taken when nothing waits before it."""
         if self._close_code is not None:
             return True  # the connection is going away: nothing more is written, by design
-        if self._frames and (
+        frames = self._frames
+        if frames is None:
+            frames = self._frames = deque()
+        elif frames and (
             self._bytes + len(data) > settings.WS_SEND_QUEUE_MAX_BYTES
-            or len(self._frames) >= settings.WS_SEND_QUEUE_MAX_FRAMES
+            or len(frames) >= settings.WS_SEND_QUEUE_MAX_FRAMES
         ):
             return False
-        self._frames.append(data)
+        frames.append(data)
         self._bytes += len(data)
         self._start_writer()
         return True
@@ -60,16 +67,18 @@ class Outbox:
             return
         self._close_code = code
         if drop_queued:
-            self._frames.clear()
-            self._bytes = 0
+            self._drop_queued()
         self._start_writer()
 
     def stop(self) -> None:
         """The connection is gone: stop writing."""
-        self._frames.clear()
-        self._bytes = 0
+        self._drop_queued()
         if self._writer is not None and not self._writer.done():
             self._writer.cancel()
+
+    def _drop_queued(self) -> None:
+        self._frames = None
+        self._bytes = 0
 
     def _start_writer(self) -> None:
         if self._writer is None or self._writer.done():
@@ -82,10 +91,10 @@ class Outbox:
                 data = self._frames.popleft()
                 self._bytes -= len(data)
                 await self._send({"type": "websocket.send", "text": data.decode()})
+            self._frames = None  # empty: given back until the next frame
             if self._close_code is not None:
                 await self._send({"type": "websocket.close", "code": self._close_code})
         except Exception:
             # The peer went away (the server raises on a closed socket); its disconnect follows.
             logger.debug("outbox: writing to a closed connection", exc_info=True)
-            self._frames.clear()
-            self._bytes = 0
+            self._drop_queued()

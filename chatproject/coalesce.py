@@ -8,12 +8,15 @@ in a worker thread, new inputs queue up, and the next batch takes all of them. N
 waits for a timer: an idle server runs a lone input at once, and under load the batches
 grow by themselves. One batch runs at a time per event loop, so inputs are handled in
 the order they arrived.
+
+``AsyncCoalescer`` does the same for work that already runs on the event loop (an async
+Redis pipeline): no thread hop, one round trip for what queued meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
 from chatproject.db_threads import in_db_thread
@@ -23,17 +26,10 @@ In = TypeVar("In")
 Out = TypeVar("Out")
 
 
-class Coalescer(Generic[In, Out]):
-    """``await coalescer(item)`` returns ``batch_function([..., item, ...])[its index]``, or
-    raises it when that outcome is an exception."""
+class _Batching(Generic[In, Out]):
+    """The queue and the one worker task; subclasses say how a batch is run."""
 
-    def __init__(
-        self,
-        batch_function: Callable[[list[In]], Sequence[Out | BaseException]],
-        *,
-        max_batch: int,
-    ) -> None:
-        self.batch_function = batch_function
+    def __init__(self, *, max_batch: int) -> None:
         self.max_batch = max_batch
         self._queue: list[tuple[In, asyncio.Future[Out]]] = []
         self._worker: asyncio.Task[None] | None = None
@@ -53,9 +49,12 @@ class Coalescer(Generic[In, Out]):
             del self._queue[: self.max_batch]
             await self._run(batch)
 
+    async def _outcomes(self, items: list[In]) -> Sequence[Out | BaseException]:
+        raise NotImplementedError
+
     async def _run(self, batch: list[tuple[In, asyncio.Future[Out]]]) -> None:
         try:
-            outcomes = await in_db_thread(self.batch_function, [item for item, _ in batch])
+            outcomes = await self._outcomes([item for item, _ in batch])
         except Exception as error:  # noqa: BLE001 (every waiter gets the failure)
             for _, future in batch:
                 if not future.done():
@@ -68,6 +67,39 @@ class Coalescer(Generic[In, Out]):
                 future.set_exception(outcome)
             else:
                 future.set_result(outcome)
+
+
+class Coalescer(_Batching[In, Out]):
+    """``await coalescer(item)`` returns ``batch_function([..., item, ...])[its index]``, or
+    raises it when that outcome is an exception; the batch runs in a worker thread."""
+
+    def __init__(
+        self,
+        batch_function: Callable[[list[In]], Sequence[Out | BaseException]],
+        *,
+        max_batch: int,
+    ) -> None:
+        super().__init__(max_batch=max_batch)
+        self.batch_function = batch_function
+
+    async def _outcomes(self, items: list[In]) -> Sequence[Out | BaseException]:
+        return await in_db_thread(self.batch_function, items)
+
+
+class AsyncCoalescer(_Batching[In, Out]):
+    """The same, for an async batch function run on the event loop itself."""
+
+    def __init__(
+        self,
+        batch_function: Callable[[list[In]], Awaitable[Sequence[Out | BaseException]]],
+        *,
+        max_batch: int,
+    ) -> None:
+        super().__init__(max_batch=max_batch)
+        self.batch_function = batch_function
+
+    async def _outcomes(self, items: list[In]) -> Sequence[Out | BaseException]:
+        return await self.batch_function(items)
 
 
 class PerLoop(Generic[In, Out]):

@@ -120,17 +120,47 @@ def _publish(payloads: Sequence[PresencePayload]) -> None:
 
 def connection_opened(*, user_id: int, member: str) -> None:
     """A connection went live; publishes ``online`` if it is the user's first."""
+    connections_opened([(user_id, member)])
+
+
+def connections_opened(openings: Sequence[tuple[int, str]]) -> list[None]:
+    """Connections ``(user id, member)`` went live: one backend round trip and one publish
+    for the batch; ``online`` for each user whose first connection this is."""
     now = time.time()
-    lease = Lease(user_id=user_id, member=member, expiry=now + settings.PRESENCE_TIMEOUT)
-    if get_backend().connect(lease, now=now):
-        _publish([_payload(user_id, "online", _timestamp(now))])
+    expiry = now + settings.PRESENCE_TIMEOUT
+    leases = [Lease(user_id=user_id, member=member, expiry=expiry) for user_id, member in openings]
+    came_online = get_backend().connect_many(leases, now=now)
+    online = [
+        _payload(lease.user_id, "online", _timestamp(now))
+        for lease, first in zip(leases, came_online, strict=True)
+        if first
+    ]
+    if online:
+        _publish(online)
+    return [None] * len(openings)
 
 
 def connection_closed(*, user_id: int, member: str, last_frame_at: float) -> None:
     """A connection ended; if it was the user's last, stores last activity and publishes
     ``offline``."""
-    if get_backend().disconnect(user_id, member, now=time.time()):
-        _went_offline([(user_id, last_frame_at)])
+    connections_closed([(user_id, member, last_frame_at)])
+
+
+def connections_closed(closings: Sequence[tuple[int, str, float]]) -> list[None]:
+    """Connections ``(user id, member, last frame at)`` ended: one backend round trip for
+    the batch; each user whose last connection this was gets its last activity stored and
+    ``offline`` published."""
+    went_offline = get_backend().disconnect_many(
+        [(user_id, member) for user_id, member, _ in closings], now=time.time()
+    )
+    went = [
+        (user_id, last_frame_at)
+        for (user_id, _, last_frame_at), last in zip(closings, went_offline, strict=True)
+        if last
+    ]
+    if went:
+        _went_offline(went)
+    return [None] * len(closings)
 
 
 def refresh_leases(leases: Sequence[Lease]) -> list[Lease]:

@@ -28,6 +28,7 @@ from accounts.revocation import revoked_device_ids
 from chat.connection.extensions import ExtensionHost
 from chat.protocol import BaseClientFrame
 from chat.services.conversations import UnknownConversation
+from chatproject.coalesce import PerLoop
 from chatproject.db_threads import in_db_thread
 from chatproject.errors import RateLimited
 from chatproject.per_loop import PerLoopRegistry
@@ -53,10 +54,35 @@ _PRESENCE_PREFIX = b'{"type":"presence"'
 _process_token = secrets.token_hex(4)
 _connection_numbers = itertools.count(1)
 
+# A reconnect storm opens (and closes) its leases in one round trip per batch, not one
+# thread hop and round trip per socket.
+_opened_coalesced: PerLoop[tuple[int, str], None] = PerLoop(
+    services.connections_opened, max_batch=500
+)
+_closed_coalesced: PerLoop[tuple[int, str, float], None] = PerLoop(
+    services.connections_closed, max_batch=500
+)
+
 
 class PresenceSession:
     """One connection's presence lease, its presence subscription and its typing limits:
     presence's extension of a chat connection (chat.connection.extensions)."""
+
+    __slots__ = (
+        "_held",
+        "_host",
+        "_members",
+        "_opened_at",
+        "_started",
+        "_stopped",
+        "_typed_at",
+        "_watched_at",
+        "_watching",
+        "device_id",
+        "last_frame",
+        "member",
+        "user_id",
+    )
 
     def __init__(self, host: ExtensionHost) -> None:
         self.user_id = host.user_id
@@ -84,7 +110,7 @@ class PresenceSession:
         self._started = True
         get_tracker().add(self)
         try:
-            await in_db_thread(services.connection_opened, user_id=self.user_id, member=self.member)
+            await _opened_coalesced((self.user_id, self.member))
             self._opened_at = time.time()
         except Exception:
             # Presence must never cost a chat connection; the next tick re-adds the lease.
@@ -97,13 +123,9 @@ class PresenceSession:
         self._stopped = True
         get_tracker().discard(self)
         try:
-            await in_db_thread(
-                services.connection_closed,
-                user_id=self.user_id,
-                member=self.member,
-                # Never before the online event's time: clients order events by it.
-                last_frame_at=max(self.last_frame_wall_clock(), self._opened_at),
-            )
+            # Never before the online event's time: clients order events by it.
+            last_frame_at = max(self.last_frame_wall_clock(), self._opened_at)
+            await _closed_coalesced((self.user_id, self.member, last_frame_at))
         except Exception:
             # The lease then expires and the sweep publishes the offline transition.
             logger.exception("presence: could not close the lease of user %s", self.user_id)
@@ -225,12 +247,9 @@ class Tracker:
             else:
                 leases.append(Lease(session.user_id, session.member, wall - silent + timeout))
         missing = await in_db_thread(services.refresh_leases, leases)
-        live = {session.member: session for session in self.sessions}
-        for lease in missing:
-            if lease.member in live:
-                await in_db_thread(
-                    services.connection_opened, user_id=lease.user_id, member=lease.member
-                )
+        live = {session.member for session in self.sessions}
+        if reopened := [(lease.user_id, lease.member) for lease in missing if lease.member in live]:
+            await in_db_thread(services.connections_opened, reopened)
         await in_db_thread(services.sweep_expired)
 
 

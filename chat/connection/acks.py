@@ -34,6 +34,14 @@ def seconds_to_slot(device_id: int, now: float) -> float:
 
 
 class AckFlusher:
+    __slots__ = (
+        "_task",
+        "acked",
+        "device_id",
+        "flushed",
+        "user_id",
+    )
+
     def __init__(self, *, user_id: int, device_id: int, delivered_seq: int) -> None:
         self.user_id = user_id
         self.device_id = device_id

@@ -35,6 +35,13 @@ _hello_state_coalesced: PerLoop[tuple[int, int], tuple[int, int]] = PerLoop(
 
 
 class ChatConsumer:
+    __slots__ = (
+        "_outbox",
+        "_send",
+        "connection",
+        "scope",
+    )
+
     @classmethod
     def as_asgi(cls) -> AsgiApp:
         """The ASGI application for the URL router: a new instance per socket."""

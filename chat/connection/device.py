@@ -28,6 +28,22 @@ from .unacked import UnackedPushTimer
 
 
 class DeviceConnection:
+    __slots__ = (
+        "_busy",
+        "_closed",
+        "_extensions",
+        "_flood",
+        "_idle_waiter",
+        "_outbox",
+        "_router",
+        "_stopping",
+        "acks",
+        "device_id",
+        "stream",
+        "unacked",
+        "user_id",
+    )
+
     def __init__(
         self, *, user_id: int, device_id: int, outbox: Outbox, last_seq: int, delivered_seq: int
     ) -> None:
@@ -52,11 +68,13 @@ class DeviceConnection:
         self._router = FrameRouter(
             self, stream=self.stream, acks=self.acks, extensions=self._extensions
         )
-        self._stopping: set[asyncio.Task[None]] = set()
-        # Set while no frame is being handled: a drain waits for it, so the answer to a
-        # send in flight (its ``sent``) goes out before the close.
-        self._idle = asyncio.Event()
-        self._idle.set()
+        # Extension stops running as tasks after a close (made only then).
+        self._stopping: set[asyncio.Task[None]] | None = None
+        # True while a frame is being handled: a drain waits for the end of it, so the
+        # answer to a send in flight (its ``sent``) goes out before the close. The waiter
+        # exists only while a drain waits (an asyncio.Event per socket costs ~1 KiB).
+        self._busy = False
+        self._idle_waiter: asyncio.Future[None] | None = None
 
     async def open(self) -> None:
         """Registered after hello so that no event precedes it; whatever is published in
@@ -106,11 +124,13 @@ class DeviceConnection:
         elif verdict is Verdict.DROP:
             self.send_frame(protocol.error_frame("rate_limited", "Too many frames; slow down."))
         else:
-            self._idle.clear()
+            self._busy = True
             try:
                 await self._router.route(raw)
             finally:
-                self._idle.set()
+                self._busy = False
+                if self._idle_waiter is not None and not self._idle_waiter.done():
+                    self._idle_waiter.set_result(None)
 
     # --- closing ---------------------------------------------------------------------------
     def close(self, code: int, *, drop_queued: bool = False) -> None:
@@ -124,10 +144,11 @@ class DeviceConnection:
         # Offline at once (logout, revocation, heartbeat timeout), not when the peer
         # acknowledges the close, which a dead peer never does. A task: this may run
         # inside the hub's dispatch, which must not wait for the database.
+        stopping = self._stopping = set()
         for _, extension in self._extensions:
             task = asyncio.create_task(extension.stop())
-            self._stopping.add(task)
-            task.add_done_callback(self._stopping.discard)
+            stopping.add(task)
+            task.add_done_callback(stopping.discard)
 
     async def close_silent(self) -> None:
         """No frame came within the heartbeat timeout (the presence tracker found out)."""
@@ -146,8 +167,10 @@ class DeviceConnection:
         """This process is draining: once the frame in hand is answered, tell the client
         to reconnect elsewhere and close with 4012. Frames still queued behind it are not
         read: unacknowledged sends are re-sent by the client on its next connection."""
-        while not self._idle.is_set():
-            await self._idle.wait()
+        while self._busy:
+            if self._idle_waiter is None or self._idle_waiter.done():
+                self._idle_waiter = asyncio.get_running_loop().create_future()
+            await asyncio.shield(self._idle_waiter)  # drains may wait together
         if self._closed:
             return
         self.send_frame(

@@ -23,6 +23,12 @@ class Verdict(enum.Enum):
 
 
 class FloodGuard:
+    __slots__ = (
+        "_strikes",
+        "_tokens",
+        "_tokens_at",
+    )
+
     def __init__(self) -> None:
         self._tokens = FRAME_BURST
         self._tokens_at = time.monotonic()

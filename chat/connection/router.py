@@ -28,7 +28,7 @@ from .stream import DeviceStream
 
 logger = logging.getLogger(__name__)
 
-Handler = Callable[[Any], Awaitable[None]]
+Handler = Callable[["FrameRouter", Any], Awaitable[None]]
 
 
 class RouterHost(Protocol):
@@ -43,6 +43,8 @@ class RouterHost(Protocol):
 
 
 class FrameRouter:
+    __slots__ = ("_acks", "_extensions", "_host", "_stream")
+
     def __init__(
         self,
         host: RouterHost,
@@ -54,19 +56,7 @@ class FrameRouter:
         self._host = host
         self._stream = stream
         self._acks = acks
-        self._handlers: dict[str, Handler] = {
-            "send": self.handle_send,
-            "sync": self.handle_sync,
-            "ack": self.handle_ack,
-            "read": self.handle_read,
-            "edit": self.handle_edit,
-            "delete": self.handle_delete,
-            "fetch": self.handle_fetch,
-            "ping": self.handle_ping,
-        }
-        for extension, instance in extensions:
-            for frame_type in extension.client_frame_types:
-                self._handlers[frame_type] = instance.handle
+        self._extensions = extensions
 
     async def route(self, raw: str | bytes) -> None:
         """Parse and handle one frame; every failure becomes an error frame."""
@@ -75,9 +65,8 @@ class FrameRouter:
         except protocol.FrameError as exc:
             self._host.send_frame(protocol.error_frame(exc.code, exc.message, exc.ref))
             return
-        handler = self._handlers.get(frame.type, self._handle_unserved)
         try:
-            await handler(frame)
+            await self._handle(frame)
         except RateLimited as exc:
             self._host.send_frame(
                 {
@@ -95,6 +84,19 @@ class FrameRouter:
             self._host.send_frame(
                 protocol.error_frame("server_error", "Something went wrong; try again.", frame.ref)
             )
+
+    async def _handle(self, frame: protocol.BaseClientFrame) -> None:
+        # An extension's frame types come first (it may take over one of chat's). The
+        # handler table is the class's, not each connection's (memory per socket).
+        for extension, instance in self._extensions:
+            if frame.type in extension.client_frame_types:
+                await instance.handle(frame)
+                return
+        handler = _CHAT_HANDLERS.get(frame.type)
+        if handler is not None:
+            await handler(self, frame)
+        else:
+            await self._handle_unserved(frame)
 
     async def _handle_unserved(self, frame: protocol.BaseClientFrame) -> None:
         # A frame type registered by an extension this connection was opened without
@@ -168,3 +170,16 @@ class FrameRouter:
             message_service.fetch_messages, self._host.user_id, list(frame.message_ids)
         )
         self._host.send_frame(replies.messages_frame(frame.ref, found))
+
+
+# One handler per chat client frame type; an extension's frames go to the extension.
+_CHAT_HANDLERS: dict[str, Handler] = {
+    "send": FrameRouter.handle_send,
+    "sync": FrameRouter.handle_sync,
+    "ack": FrameRouter.handle_ack,
+    "read": FrameRouter.handle_read,
+    "edit": FrameRouter.handle_edit,
+    "delete": FrameRouter.handle_delete,
+    "fetch": FrameRouter.handle_fetch,
+    "ping": FrameRouter.handle_ping,
+}

@@ -25,6 +25,20 @@ GAP_FILL_PAGE = 500
 
 
 class DeviceStream:
+    __slots__ = (
+        "_catch_up_task",
+        "_catching_up",
+        "_closed",
+        "_gap_timer",
+        "_on_live_write",
+        "_pending",
+        "_write",
+        "cursor",
+        "live",
+        "newest_seq",
+        "user_id",
+    )
+
     def __init__(
         self,
         *,

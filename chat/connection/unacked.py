@@ -22,6 +22,15 @@ logger = logging.getLogger(__name__)
 
 
 class UnackedPushTimer:
+    __slots__ = (
+        "_acked",
+        "_closed",
+        "_push",
+        "_timer",
+        "device_id",
+        "user_id",
+    )
+
     def __init__(self, *, user_id: int, device_id: int, acked: Callable[[], int]) -> None:
         self.user_id = user_id
         self.device_id = device_id

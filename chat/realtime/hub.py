@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from django.conf import settings
 
+from chatproject.coalesce import AsyncCoalescer
 from chatproject.per_loop import PerLoopRegistry
 from chatproject.redis_connections import connections
 
@@ -77,6 +78,11 @@ class Hub:
         self._redis: AsyncRedis | None = None
         self._reader: asyncio.Task[None] | None = None
         self._resyncs: set[asyncio.Task[None]] = set()
+        # Route changes of sockets that come and go together: one pipeline per batch, in
+        # the order they happened (a user's add before its remove).
+        self._route_changes: AsyncCoalescer[tuple[int, bool], None] = AsyncCoalescer(
+            self._change_routes, max_batch=1_000
+        )
 
     # --- lifecycle -------------------------------------------------------------------------
     async def ensure_started(self) -> None:
@@ -189,7 +195,7 @@ class Hub:
             self.connection_count += 1
             self._empty.clear()
         if first and self._redis is not None:
-            await self._redis.sadd(user_route_key(connection.user_id), self.process_id)
+            await self._route_changes((connection.user_id, True))
 
     async def unregister(self, connection: LiveConnection) -> None:
         peers = self._by_user.get(connection.user_id)
@@ -203,12 +209,26 @@ class Hub:
             del self._by_user[connection.user_id]
             if self._redis is not None:
                 try:
-                    await self._redis.srem(user_route_key(connection.user_id), self.process_id)
+                    await self._route_changes((connection.user_id, False))
                 # A stale route is harmless: the next publish that misses drops it.
                 except Exception:
                     logger.warning(
                         "hub: could not remove route of user %s", connection.user_id, exc_info=True
                     )
+
+    async def _change_routes(self, changes: list[tuple[int, bool]]) -> list[None]:
+        """Add (True) or remove (False) this process from users' routes, in order."""
+        client = self._redis
+        if client is not None:  # else the routes are announced once subscribed again
+            pipe = client.pipeline(transaction=False)
+            for user_id, add in changes:
+                key = user_route_key(user_id)
+                if add:
+                    pipe.sadd(key, self.process_id)
+                else:
+                    pipe.srem(key, self.process_id)
+            await pipe.execute()
+        return [None] * len(changes)
 
     def open_connections(self) -> list[LiveConnection]:
         return [connection for peers in self._by_user.values() for connection in peers]

@@ -36,15 +36,24 @@ class Lease:
 
 class PresenceBackend(ABC):
     @abstractmethod
-    def connect(self, lease: Lease, *, now: float) -> bool:
-        """Add a connection; True if its user was offline before (an online transition)."""
+    def connect_many(self, leases: Sequence[Lease], *, now: float) -> list[bool]:
+        """Add connections, in order; for each, True if its user was offline before (an
+        online transition). Two leases of one user: only the first can be True. One round
+        trip for the batch (a reconnect storm connects hundreds of sockets at once)."""
 
     @abstractmethod
-    def disconnect(self, user_id: int, member: str, *, now: float) -> bool:
-        """Remove a connection; True if it was the user's last live one (offline transition).
+    def disconnect_many(self, members: Sequence[tuple[int, str]], *, now: float) -> list[bool]:
+        """Remove connections ``(user id, member)``, in order; for each, True if it was its
+        user's last live one (an offline transition). False if the member was already
+        gone (the sweeper took it and reported it). One round trip for the batch."""
 
-        False if the member was already gone (the sweeper took it and reported it).
-        """
+    def connect(self, lease: Lease, *, now: float) -> bool:
+        """One connection: :meth:`connect_many` of one."""
+        return self.connect_many([lease], now=now)[0]
+
+    def disconnect(self, user_id: int, member: str, *, now: float) -> bool:
+        """One connection: :meth:`disconnect_many` of one."""
+        return self.disconnect_many([(user_id, member)], now=now)[0]
 
     @abstractmethod
     def refresh(self, leases: Sequence[Lease]) -> list[Lease]:

@@ -21,23 +21,28 @@ class MemoryPresence(PresenceBackend):
             del members[member]
         return members
 
-    def connect(self, lease: Lease, *, now: float) -> bool:
+    def connect_many(self, leases: Sequence[Lease], *, now: float) -> list[bool]:
+        came_online: list[bool] = []
         with self._lock:
-            members = self._drop_expired(lease.user_id, now)
-            was_offline = not members
-            members[lease.member] = lease.expiry
-            self._members[lease.user_id] = members
-            return was_offline
+            for lease in leases:
+                members = self._drop_expired(lease.user_id, now)
+                came_online.append(not members)
+                members[lease.member] = lease.expiry
+                self._members[lease.user_id] = members
+        return came_online
 
-    def disconnect(self, user_id: int, member: str, *, now: float) -> bool:
+    def disconnect_many(self, members: Sequence[tuple[int, str]], *, now: float) -> list[bool]:
+        went_offline: list[bool] = []
         with self._lock:
-            members = self._members.get(user_id)
-            if members is None or members.pop(member, None) is None:
-                return False
-            if self._drop_expired(user_id, now):
-                return False
-            del self._members[user_id]
-            return True
+            for user_id, member in members:
+                live = self._members.get(user_id)
+                removed = live is not None and live.pop(member, None) is not None
+                # The last live one: expired members left behind do not count.
+                last = removed and not self._drop_expired(user_id, now)
+                if last:
+                    del self._members[user_id]
+                went_offline.append(last)
+        return went_offline
 
     def refresh(self, leases: Sequence[Lease]) -> list[Lease]:
         missing: list[Lease] = []

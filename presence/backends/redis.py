@@ -16,7 +16,8 @@ each script below touch several of them:
 Every operation is one round trip on a single Redis (a Lua script, or one pipeline of one
 script call per bucket), and on a cluster one per master at most (the pipeline's calls go
 to their buckets' masters in parallel): a process refreshes all of its connections, and
-the sweeper sweeps every bucket, with one pipeline per tick, whatever their number.
+the sweeper sweeps every bucket, with one pipeline per tick, whatever their number; the
+sockets that connect (or go away) together are added (removed) with one pipeline.
 """
 
 from __future__ import annotations
@@ -125,8 +126,6 @@ def _sweep_lock_key(bucket: int) -> str:
 class RedisPresence(PresenceBackend):
     def __init__(self) -> None:
         self._client: SyncRedis = connections.sync_client()
-        self._connect = self._client.register_script(CONNECT_LUA)
-        self._disconnect = self._client.register_script(DISCONNECT_LUA)
         self._owner = f"{threading.get_native_id()}:{id(self)}"
 
     @staticmethod
@@ -134,19 +133,28 @@ class RedisPresence(PresenceBackend):
         # Long enough to survive a few missed refreshes; the sweeper decides, not the TTL.
         return int((settings.PRESENCE_TIMEOUT + 3 * settings.PRESENCE_TICK) * 1000) + 1000
 
-    def connect(self, lease: Lease, *, now: float) -> bool:
-        result = self._connect(
-            keys=[_devices_key(lease.user_id), _users_key(bucket_of(lease.user_id))],
-            args=[repr(now), lease.member, repr(lease.expiry), lease.user_id, self._key_ttl_ms()],
-        )
-        return bool(result)
+    def connect_many(self, leases: Sequence[Lease], *, now: float) -> list[bool]:
+        ttl = self._key_ttl_ms()
+        calls: list[ScriptCall] = [
+            (
+                CONNECT_LUA,
+                [_devices_key(lease.user_id), _users_key(bucket_of(lease.user_id))],
+                [repr(now), lease.member, repr(lease.expiry), lease.user_id, ttl],
+            )
+            for lease in leases
+        ]
+        return [bool(result) for result in connections.eval_many(calls)]
 
-    def disconnect(self, user_id: int, member: str, *, now: float) -> bool:
-        result = self._disconnect(
-            keys=[_devices_key(user_id), _users_key(bucket_of(user_id))],
-            args=[repr(now), member, user_id],
-        )
-        return bool(result)
+    def disconnect_many(self, members: Sequence[tuple[int, str]], *, now: float) -> list[bool]:
+        calls: list[ScriptCall] = [
+            (
+                DISCONNECT_LUA,
+                [_devices_key(user_id), _users_key(bucket_of(user_id))],
+                [repr(now), member, user_id],
+            )
+            for user_id, member in members
+        ]
+        return [bool(result) for result in connections.eval_many(calls)]
 
     def refresh(self, leases: Sequence[Lease]) -> list[Lease]:
         if not leases:
