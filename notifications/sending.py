@@ -1,5 +1,11 @@
 """Sending push batches: one task per provider batch, retries with backoff, dead
-registrations removed, deliveries marked sent (so a redelivered task never repeats one)."""
+registrations removed, deliveries marked sent (so a redelivered task never repeats one).
+
+A delivery the push service accepted is marked sent in the cache (Redis in production)
+before the database: when the database fails just after the provider accepted (a
+restart, a failover), the task fails and is run again, and the cache's mark keeps that
+run from pushing it a second time. Only losing both at the same instant repeats a push.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +17,10 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db.models import Q
 from django.utils import timezone
+from redis.exceptions import RedisError
 
 from . import providers
 from .models import PushDelivery, PushRegistration
@@ -56,6 +64,10 @@ def send_batch(batch: SendBatch) -> dict[str, int]:
             "pk", flat=True
         )
     )
+    if sent_unmarked := _remembered_sent(delivery_ids - already_sent):
+        # Accepted by the push service in an earlier run whose database write failed.
+        PushDelivery.objects.filter(pk__in=sent_unmarked).update(sent_at=timezone.now())
+        already_sent |= sent_unmarked
     todo = [
         (registrations[i.registration_id], i.delivery_id, i.payload)
         for i in items
@@ -106,6 +118,7 @@ def _apply_results(
                 result.detail,
             )
     if sent:
+        _remember_sent(sent)
         PushDelivery.objects.filter(pk__in=sent).update(sent_at=timezone.now())
     PushRegistration.objects.filter(gone).delete()
     if not retry:
@@ -116,6 +129,32 @@ def _apply_results(
     delay = retry_delay(attempt, retry_after)
     logger.info("push: %d %s pushes retried in %.1f s", len(retry), kind, delay)
     enqueue(SendBatch(kind, tuple(retry), attempt=attempt + 1), countdown=delay)
+
+
+def _sent_key(delivery_id: int) -> str:
+    return f"push:sent:{delivery_id}"
+
+
+def _remember_sent(delivery_ids: Sequence[int]) -> None:
+    try:
+        cache.set_many(
+            {_sent_key(delivery_id): 1 for delivery_id in delivery_ids},
+            timeout=settings.PUSH_DELIVERY_RETENTION_HOURS * 3600,
+        )
+    except RedisError:  # the database's mark, written next, is the one that must hold
+        logger.warning("push: could not note %d sent pushes in the cache", len(delivery_ids))
+
+
+def _remembered_sent(delivery_ids: set[int]) -> set[int]:
+    if not delivery_ids:
+        return set()
+    keys = {_sent_key(delivery_id): delivery_id for delivery_id in delivery_ids}
+    try:
+        found = cache.get_many(list(keys))
+    except RedisError:  # without the cache only the database's marks count
+        logger.warning("push: could not read sent pushes from the cache")
+        return set()
+    return {keys[key] for key in found}
 
 
 def prune_deliveries() -> int:

@@ -9,9 +9,12 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from django.db import OperationalError, connection
 
+from notifications import providers, sending
 from notifications import services as push_service
-from notifications.task_payloads import NewMessagePush
+from notifications.models import PushDelivery, PushRegistration
+from notifications.task_payloads import NewMessagePush, SendBatch, SendItem
 
 from .conftest import Phone, settle
 from .receivers import PushServices, Received
@@ -297,6 +300,35 @@ def test_one_message_is_never_pushed_twice_to_a_device(
     )
     settle()
     assert sorted(p.target for p in push_env.pushes()) == ["bob-web", "fcm-token-bob"]
+
+
+def test_a_push_accepted_as_the_database_fails_is_not_pushed_again_by_the_retry(
+    phone: PhoneFactory, push_env: PushServices
+) -> None:
+    bob = phone("bob", "browser", platform="web")
+    bob.register_webpush(push_env.new_subscription("bob-web"))
+    registration = PushRegistration.objects.get(user=bob.user)
+    delivery = PushDelivery.objects.create(registration=registration, message_id=42, claim="t")
+    payload = {"v": 1, "type": "message", "message_id": "42", "tag": "conv-1", "body": "hi"}
+    batch = SendBatch("webpush", (SendItem(registration.pk, delivery.pk, payload),), attempt=1)
+
+    def database_gone_once_accepted(execute: Any, sql: str, *args: Any) -> Any:
+        if sql.startswith("UPDATE") and "sent_at" in sql:
+            raise OperationalError("the database went away")  # as a restart would
+        return execute(sql, *args)
+
+    # The push service accepts the push; marking it sent fails, so the task fails and
+    # its broker runs it again.
+    with connection.execute_wrapper(database_gone_once_accepted), pytest.raises(OperationalError):
+        sending.send_batch(batch)
+    push_env.wait_for(lambda got: len(got) == 1)
+    nothing_sent = {outcome.value: 0 for outcome in providers.Outcome}
+    assert sending.send_batch(batch) == nothing_sent
+
+    settle()
+    assert [p.payload["message_id"] for p in push_env.pushes()] == ["42"]
+    delivery.refresh_from_db()
+    assert delivery.sent_at is not None  # the retry wrote the mark the first run could not
 
 
 def test_logged_out_device_gets_no_more_pushes(phone: PhoneFactory, push_env: PushServices) -> None:
