@@ -4,7 +4,8 @@ The tutorial's design (https://channels.readthedocs.io/en/latest/tutorial/): an
 ``AsyncWebsocketConsumer`` joins a channel-layer group and ``group_send``s each message to
 it, under uvicorn, with ``channels_redis.pubsub.RedisPubSubChannelLayer``. Adapted only to
 speak ``bench/relay.py``'s frames: a socket authenticates with ``Bearer <user id>`` and
-joins the group ``user_<id>``; a ``send`` is one ``group_send`` per member; ``watch``
+joins the group ``user_<id>``; a ``send`` is one ``group_send`` per member (the sender's
+``sent`` travels in its own group's copy, as the tutorial echoes to the sender); ``watch``
 subscribes to direct-conversation partners' ``presence``. Per-user ``seq`` numbers, the
 events ``sync`` answers with, members and socket counts live in process memory: one
 process only. Nothing is persisted; Redis carries only pub/sub, which no database number
@@ -111,23 +112,23 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         message_id = next(MEMORY.message_ids)
         message = {key: frame[key] for key in ("conversation_id", "client_msg_id", "text")}
         message |= {"id": message_id, "sender_id": self.user_id, "created_at": time.time()}
-        sender_seq = 0
         for member in MEMORY.conversations.get(frame["conversation_id"], ()):
             # Numbered right before its publish: the layer publishes in call order, so
             # every member's stream arrives in seq order.
             seq, text = MEMORY.append(member, message)
-            if member == self.user_id:
-                sender_seq = seq
             event = {"type": "chat.message", "text": text, "origin": self.channel_name}
+            if member == self.user_id:
+                # The sender's own stream, "sent" included, also goes through the layer: sent
+                # straight to the socket it could overtake an earlier seq still in Redis.
+                sent = {"seq": seq, "type": "sent", "ref": frame.get("ref"), "duplicate": False}
+                sent |= {"client_msg_id": frame["client_msg_id"], "message_id": message_id}
+                event["sent"] = json.dumps(sent)
             await self.channel_layer.group_send(f"user_{member}", event)
-        sent = {"seq": sender_seq, "type": "sent", "ref": frame.get("ref"), "duplicate": False}
-        sent |= {"client_msg_id": frame["client_msg_id"], "message_id": message_id}
-        await self.send_frame(sent)
 
     async def chat_message(self, event: dict[str, Any]) -> None:
-        # The sending socket has its copy as "sent"; the sender's other devices do not.
-        if event["origin"] != self.channel_name:
-            await self.send(text_data=event["text"])
+        # The sending socket gets its copy as "sent", the sender's other devices as the rest.
+        own = event["origin"] == self.channel_name
+        await self.send(text_data=event["sent"] if own else event["text"])
 
     async def _announce(self, status: str) -> None:
         presence = {"type": "presence", "user_id": self.user_id, "status": status}
