@@ -4,17 +4,28 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import resource
 import secrets
 import shlex
 import sys
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
 from . import report
 from .chaos import runner as chaos_runner
 from .options import SIZES, Options, options_for
-from .targets import ROOT, Target, free_ports, start_chat, start_relay
+from .targets import (
+    ROOT,
+    Target,
+    free_ports,
+    redis_reachable,
+    start_channels_tutorial,
+    start_chat,
+    start_relay,
+    tutorial_redis_url,
+)
 from .workloads import WORKLOADS, Result
 
 RESULTS = ROOT / "bench" / "results"
@@ -27,7 +38,9 @@ def _floats(text: str | None) -> list[float] | None:
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("run", help="run a workload against the relay and the chat server")
+    run = commands.add_parser(
+        "run", help="run a workload against the calibration targets and the chat server"
+    )
     run.add_argument("workload", choices=[*WORKLOADS, "all"])
     run.add_argument("--config", choices=["embedded", "production"], default="embedded")
     run.add_argument("--processes", type=int, default=1, help="chat server processes")
@@ -37,6 +50,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="ASGI server(s), comma-separated: uvicorn, daphne, granian",
     )
     run.add_argument("--no-relay", action="store_true", help="skip the calibration relay")
+    run.add_argument(
+        "--no-tutorial",
+        action="store_true",
+        help="skip the Django Channels tutorial (the second calibration target)",
+    )
     run.add_argument("--size", choices=list(SIZES), default="small")
     run.add_argument("--loadgen-processes", type=int)
     run.add_argument("--step-seconds", type=float)
@@ -75,6 +93,7 @@ def build_options(args: argparse.Namespace) -> Options:
         processes=args.processes,
         servers=[s.strip() for s in args.server.split(",") if s.strip()],
         relay=not args.no_relay,
+        tutorial=not args.no_tutorial,
         loadgen_processes=args.loadgen_processes,
         first_port=args.first_port,
         step_seconds=args.step_seconds,
@@ -95,26 +114,51 @@ def build_options(args: argparse.Namespace) -> Options:
     )
 
 
-def run_workload(workload: str, options: Options) -> list[Result]:
-    """Run one workload against the relay (first) and each chat server, one at a time."""
-    run_id = secrets.token_hex(3)
-    plans: list[tuple[str, str]] = [("relay", "")] if options.relay else []
-    plans += [("chat", server) for server in options.servers]
-    results: list[Result] = []
-    for kind, server in plans:
-        label = "relay" if kind == "relay" else f"chat ({options.config}, {server})"
-        print(f"{workload}: {label}", file=sys.stderr, flush=True)
-        target: Target = (
-            start_relay(port=options.first_port + 90 if options.first_port else free_ports(1)[0])
-            if kind == "relay"
-            else start_chat(
-                config=options.config,
-                processes=options.processes,
-                server=server,
-                first_port=options.first_port,
-                run_id=run_id,
+def _calibration_port(options: Options, offset: int) -> int:
+    """Past the chat server's ports (18190, 18191 by default), or any free one."""
+    return options.first_port + offset if options.first_port else free_ports(1)[0]
+
+
+def plan_targets(options: Options) -> list[tuple[str, Callable[[], Target]]]:
+    """What a workload runs against, in order: the calibration targets first, then each
+    chat server, as (label, start). Ports are picked when a target starts."""
+    plans: list[tuple[str, Callable[[], Target]]] = []
+    if options.relay:
+        plans.append(("relay", lambda: start_relay(port=_calibration_port(options, 90))))
+    if options.tutorial:
+        if redis_reachable(tutorial_redis_url()):
+            plans.append(
+                (
+                    "channels tutorial",
+                    lambda: start_channels_tutorial(port=_calibration_port(options, 91)),
+                )
             )
+        else:
+            print(
+                f"skipping the Channels tutorial: no Redis at {tutorial_redis_url()} "
+                "(set BENCH_REDIS_URL, or --no-tutorial)",
+                file=sys.stderr,
+            )
+    run_id = secrets.token_hex(3)
+    for server in options.servers:
+        start = functools.partial(
+            start_chat,
+            config=options.config,
+            processes=options.processes,
+            server=server,
+            first_port=options.first_port,
+            run_id=run_id,
         )
+        plans.append((f"chat ({options.config}, {server})", start))
+    return plans
+
+
+def run_workload(workload: str, options: Options) -> list[Result]:
+    """Run one workload against each planned target, one at a time."""
+    results: list[Result] = []
+    for label, start in plan_targets(options):
+        print(f"{workload}: {label}", file=sys.stderr, flush=True)
+        target = start()
         try:
             results.append(WORKLOADS[workload](target, options))
         except Exception:

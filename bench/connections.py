@@ -9,11 +9,19 @@ from .options import Options
 from .procstat import CpuMeter, tree_rss_bytes
 from .stats import latency_summary
 from .targets import Target
-from .workload import Result, connect_all, ledger_summary, log, make_population, profiling
+from .workload import (
+    Result,
+    connect_all,
+    ledger_summary,
+    log,
+    make_population,
+    profiling,
+    result_for,
+)
 
 
 def idle(target: Target, options: Options) -> Result:
-    result = Result(workload="idle", target=target.name)
+    result = result_for(target, "idle")
     population = make_population(target, users=options.idle_connections, group_size=0)
     time.sleep(1.0)
     rss_before = tree_rss_bytes(target.pids)
@@ -53,7 +61,7 @@ def idle(target: Target, options: Options) -> Result:
 def storm(target: Target, options: Options) -> Result:
     """B devices go offline, A devices send them messages and go offline too, then every
     device reconnects at the same moment and syncs from its cursor."""
-    result = Result(workload="storm", target=target.name)
+    result = result_for(target, "storm")
     population = make_population(target, users=2 * options.storm_pairs, group_size=2, senders=1)
     senders = [device.index for device in population.devices if device.conversation_id]
     receivers = [device.index for device in population.devices if not device.conversation_id]

@@ -22,7 +22,7 @@ import httpx
 from .options import Options
 from .stats import latency_summary
 from .targets import ROOT, Target
-from .workload import Result, log, make_population
+from .workload import Result, log, make_population, result_for
 
 # PostgreSQL publishes a backend's table statistics when it has been idle for up to 10 s.
 STATS_SETTLE_SECONDS = 11.0
@@ -122,7 +122,7 @@ def database_writes_probe(target: Target) -> Callable[[], int | str]:
     (``pg_stat_user_tables``), read after the statistics settle. SQLite: whether the
     database or its WAL file changed at all.
     """
-    if target.kind == "relay":
+    if target.calibration:
         return lambda: 0
     if target.database_url:
         return _postgres_writes_probe(target.database_url)
@@ -180,9 +180,9 @@ def _sqlite_changes_probe(data_dir: Path) -> Callable[[], int | str]:
 
 
 def history_pages(target: Target, options: Options) -> Result:
-    result = Result(workload="history", target=target.name)
-    if target.kind == "relay":
-        result.notes.append("the relay keeps no history")
+    result = result_for(target, "history")
+    if target.calibration:
+        result.notes.append(f"the {target.name} keeps no history")
         return result
     population = make_population(target, users=2, group_size=2)
     conversation = next(iter(population.conversations.values()))

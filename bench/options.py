@@ -14,7 +14,9 @@ class Options:
     config: str = "embedded"
     processes: int = 1
     servers: list[str] = field(default_factory=lambda: ["uvicorn"])
+    # The calibration targets, run first: the relay and the Django Channels tutorial.
     relay: bool = True
+    tutorial: bool = True
     loadgen_processes: int = 1
     first_port: int = 18100
     step_seconds: float = 5.0

@@ -20,6 +20,7 @@ from .workload import (
     log,
     make_population,
     profiling,
+    result_for,
 )
 
 
@@ -77,7 +78,7 @@ def _presence_transitions(
 
 
 def heartbeats(target: Target, options: Options) -> Result:
-    result = Result(workload="heartbeats", target=target.name)
+    result = result_for(target, "heartbeats")
     # Direct pairs: each pair's partners see each other's presence.
     population = make_population(
         target, users=options.heartbeat_connections, group_size=2, senders=1

@@ -1,7 +1,8 @@
 """The report: a table on the terminal, and Markdown + PNG plots in a results folder.
 
-Every chat figure is shown beside the calibration relay's and as a ratio to it, and the
-issue's targets are checked where a workload measures them.
+Every chat figure is shown beside the calibration targets' (the relay's, the Django
+Channels tutorial's) and as ratios to them, and the issue's targets are checked where a
+workload measures them.
 """
 
 from __future__ import annotations
@@ -77,29 +78,32 @@ def _ratio(value: Any, reference: Any) -> str:
 
 
 def headline_table(results: list[Result]) -> str:
-    relay = next((r for r in results if r.target == "relay"), None)
-    lines = [
-        "| target | figure | value | relay | ratio to relay |",
-        "| --- | --- | --- | --- | --- |",
-    ]
-    for result in results:
-        if result.target == "relay":
-            continue
+    """Each target's headline figures, beside every calibration target's and as ratios.
+
+    The first calibration target (the relay) is the baseline: it has rows of its own only
+    when it ran alone; the others (the Channels tutorial) have rows compared with it."""
+    references = [r for r in results if r.calibration]
+    shown = [r for r in results if not references or r is not references[0]] or results
+    columns = ["target", "figure", "value"]
+    for reference in references:
+        columns += [reference.target, f"ratio to {reference.target}"]
+    lines = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
+    for result in shown:
         for key, label, _ in HEADLINES.get(result.workload, []):
             value = result.summary.get(key, float("nan"))
-            reference = relay.summary.get(key, float("nan")) if relay else float("nan")
-            lines.append(
-                f"| {result.target} | {label} | {_fmt(value)} | {_fmt(reference)} "
-                f"| {_ratio(value, reference)} |"
-            )
-    if relay and len(results) == 1:
-        for key, label, _ in HEADLINES.get(relay.workload, []):
-            lines.append(f"| relay | {label} | {_fmt(relay.summary.get(key))} | | |")
+            cells = [result.target, label, _fmt(value)]
+            for reference in references:
+                if reference is result:
+                    cells += ["", ""]
+                    continue
+                reference_value = reference.summary.get(key, float("nan"))
+                cells += [_fmt(reference_value), _ratio(value, reference_value)]
+            lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def fastest(results: list[Result]) -> str | None:
-    chats = [r for r in results if r.target != "relay"]
+    chats = [r for r in results if not r.calibration]
     headlines = HEADLINES.get(chats[0].workload, []) if chats else []
     if len(chats) < 2 or not headlines:
         return None

@@ -26,6 +26,7 @@ from .workload import (
     ledger_summary,
     log,
     make_population,
+    result_for,
 )
 
 GROUP_P99_MS = 250.0
@@ -42,7 +43,7 @@ def _sweep(
     rates: list[float],
     p99_limit_ms: float,
 ) -> Result:
-    result = Result(workload=workload, target=target.name)
+    result = result_for(target, workload)
     senders = sum(1 for device in population.devices if device.conversation_id)
     cap = MAX_FRAMES_PER_CONNECTION * senders
     gen = LoadGenerator(

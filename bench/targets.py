@@ -1,4 +1,5 @@
-"""Start and stop what the benchmark measures: the chat server, or the calibration relay.
+"""Start and stop what the benchmark measures: the chat server, or a calibration target
+(the relay, ``bench/relay.py``; the Django Channels tutorial, ``bench/channels_tutorial.py``).
 
 The chat server runs as ``manage.py serve`` processes with the benchmark's settings
 (``bench.server_settings``): on the embedded configuration one process on SQLite in a
@@ -26,6 +27,10 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/9"
+# The Channels tutorial's database on the same Redis (its pub/sub layer stores no keys).
+TUTORIAL_REDIS_DATABASE = 10
+# What every workload runs first, for the chat figures to be reported beside and as ratios.
+CALIBRATION_KINDS = frozenset({"relay", "tutorial"})
 
 # Limits the product enforces against abuse, raised so that they are not what is measured.
 BENCH_SERVER_ENV = {
@@ -43,12 +48,17 @@ class Target:
     """A running server under test."""
 
     name: str
-    kind: str  # "chat" or "relay"
+    kind: str  # "chat", or one of CALIBRATION_KINDS
     ports: list[int]
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
     workdir: Path | None = None
     database: str | None = None
+    ws_path: str = "/ws/"
+
+    @property
+    def calibration(self) -> bool:
+        return self.kind in CALIBRATION_KINDS
 
     @property
     def base_urls(self) -> list[str]:
@@ -56,8 +66,7 @@ class Target:
 
     @property
     def ws_urls(self) -> list[str]:
-        suffix = "/ws/" if self.kind == "chat" else "/"
-        return [f"ws://127.0.0.1:{port}{suffix}" for port in self.ports]
+        return [f"ws://127.0.0.1:{port}{self.ws_path}" for port in self.ports]
 
     @property
     def pids(self) -> list[int]:
@@ -148,6 +157,23 @@ def _redis_url() -> str:
     if os.environ.get("REDIS_URL"):
         return urlunsplit(urlsplit(os.environ["REDIS_URL"])._replace(path="/9"))
     return DEFAULT_REDIS_URL
+
+
+def tutorial_redis_url() -> str:
+    """Database 10 of the chat server's benchmark Redis (``_redis_url``)."""
+    return urlunsplit(urlsplit(_redis_url())._replace(path=f"/{TUTORIAL_REDIS_DATABASE}"))
+
+
+def redis_reachable(url: str) -> bool:
+    import redis
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
 
 
 def free_ports(count: int) -> list[int]:
@@ -285,7 +311,42 @@ def start_relay(*, port: int) -> Target:
         process = subprocess.Popen(  # noqa: S603 (fixed arguments)
             args, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT
         )
-    target = Target(name="relay", kind="relay", ports=[port], processes=[process], workdir=workdir)
+    target = Target(
+        name="relay", kind="relay", ports=[port], processes=[process], workdir=workdir, ws_path="/"
+    )
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/", process, log)
+    except BaseException:
+        target.stop()
+        raise
+    return target
+
+
+def start_channels_tutorial(*, port: int, redis_url: str | None = None) -> Target:
+    """The Channels tutorial's chat under uvicorn, on ``redis_url`` (default:
+    ``tutorial_redis_url()``). Nothing to flush: its pub/sub layer stores no keys."""
+    workdir = Path(tempfile.mkdtemp(prefix="bench-tutorial-", dir=os.environ.get("BENCH_TMP")))
+    log = workdir / "tutorial.log"
+    args = [
+        sys.executable,
+        "-m",
+        "bench.channels_tutorial",
+        "--port",
+        str(port),
+        "--redis-url",
+        redis_url or tutorial_redis_url(),
+    ]
+    with log.open("ab") as out:
+        process = subprocess.Popen(  # noqa: S603 (fixed arguments)
+            args, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT
+        )
+    target = Target(
+        name="channels-tutorial",
+        kind="tutorial",
+        ports=[port],
+        processes=[process],
+        workdir=workdir,
+    )
     try:
         wait_ready(f"http://127.0.0.1:{port}/", process, log)
     except BaseException:

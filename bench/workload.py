@@ -39,6 +39,12 @@ class Result:
     notes: list[str] = field(default_factory=list)
     # step label -> Markdown summary of a py-spy profile of the server
     profiles: dict[str, str] = field(default_factory=dict)
+    # A calibration target's (the relay's, the Channels tutorial's): a reference for the rest.
+    calibration: bool = False
+
+
+def result_for(target: Target, workload: str) -> Result:
+    return Result(workload=workload, target=target.name, calibration=target.calibration)
 
 
 def log(text: str) -> None:
@@ -48,8 +54,8 @@ def log(text: str) -> None:
 def make_population(
     target: Target, *, users: int, group_size: int, senders: int | None = None
 ) -> Population:
-    if target.kind == "relay":
-        return setup_api.relay_population(
+    if target.calibration:
+        return setup_api.calibration_population(
             target.ws_urls, users=users, group_size=group_size, senders_per_conversation=senders
         )
     log(f"  creating {users:,} users through the REST API ...")

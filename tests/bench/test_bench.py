@@ -13,17 +13,27 @@ from pathlib import Path
 import pytest
 
 from bench import report
+from bench.__main__ import build_options, parse_args, plan_targets
 from bench.connections import storm
 from bench.ledger import DeviceStream, Ledger
 from bench.loadgen_worker import Faults
 from bench.options import options_for
 from bench.sweeps import one_to_one
-from bench.targets import Target, free_ports, start_chat, start_relay
+from bench.targets import (
+    Target,
+    free_ports,
+    start_channels_tutorial,
+    start_chat,
+    start_relay,
+)
 from bench.workload import Result
 
 pytestmark = pytest.mark.e2e
 
 PRODUCTION = os.environ.get("CHAT_TEST_CONFIG") == "production"
+# The machine's Redis, on a database no other test uses (the tutorial's pub/sub layer
+# stores no keys; pub/sub channels are told apart by the layer's prefix).
+TUTORIAL_REDIS_URL = "redis://127.0.0.1:6379/12"
 
 
 def test_ledger_counts_losses_duplicates_and_gaps() -> None:
@@ -93,12 +103,90 @@ def test_reconnect_storm_syncs_everything_missed(chat_server: Target) -> None:
     assert result.summary["duplicates"] == 0
 
 
-def test_relay_runs_the_same_workload() -> None:
+@pytest.fixture(scope="module")
+def relay_result() -> Result:
     relay = start_relay(port=free_ports(1)[0])
     try:
-        result = one_to_one(relay, options_for("tiny", first_port=0, rates=[20]))
+        return one_to_one(relay, options_for("tiny", first_port=0, rates=[20]))
     finally:
         relay.stop()
+
+
+def test_relay_runs_the_same_workload(relay_result: Result) -> None:
+    assert relay_result.calibration
+    assert relay_result.summary["lost"] == 0
+    assert relay_result.summary["duplicates"] == 0
+    assert relay_result.rows[0]["delivered"] == relay_result.rows[0]["owed"] > 0
+
+
+def test_channels_tutorial_runs_the_same_workload_and_is_reported(
+    relay_result: Result, tmp_path: Path
+) -> None:
+    tutorial = start_channels_tutorial(port=free_ports(1)[0], redis_url=TUTORIAL_REDIS_URL)
+    try:
+        result = one_to_one(tutorial, options_for("tiny", first_port=0, rates=[20]))
+    finally:
+        tutorial.stop()
+    assert result.calibration
+    assert result.summary["acknowledged"] > 0
     assert result.summary["lost"] == 0
     assert result.summary["duplicates"] == 0
+    assert result.summary["gaps"] == 0
     assert result.rows[0]["delivered"] == result.rows[0]["owed"] > 0
+    folder = report.write(
+        [relay_result, result], workload="1:1", command="test", options={}, root=tmp_path
+    )
+    text = (folder / "report.md").read_text()
+    # Its headline figures beside the relay's, and its steps (p50/p99) in its own section.
+    headline = next(
+        line
+        for line in text.splitlines()
+        if line.startswith("| channels-tutorial | max sustained msgs/s")
+    )
+    cells = [cell.strip() for cell in headline.strip("|").split("|")]
+    # value, the relay's value, the ratio to it; none to itself
+    assert cells[2]
+    assert cells[3]
+    assert cells[4].endswith(("x", "n/a"))
+    assert cells[5:] == ["", ""]
+    assert "## channels-tutorial" in text
+    assert "| offered |" in text.split("## channels-tutorial")[1]
+    assert "ratio to relay" in text
+
+
+def _result(target: str, rate: float, *, calibration: bool = False) -> Result:
+    return Result(
+        workload="1:1",
+        target=target,
+        summary={"max_sustained_rate": rate},
+        calibration=calibration,
+    )
+
+
+def test_headline_table_compares_with_every_calibration_target() -> None:
+    table = report.headline_table(
+        [
+            _result("relay", 4000.0, calibration=True),
+            _result("channels-tutorial", 1000.0, calibration=True),
+            _result("chat", 500.0),
+        ]
+    ).splitlines()
+    assert table[0] == (
+        "| target | figure | value | relay | ratio to relay "
+        "| channels-tutorial | ratio to channels-tutorial |"
+    )
+    rows = {line.split(" | ")[0]: line for line in table if "max sustained" in line}
+    # The relay is the baseline: no row of its own; the tutorial is compared with it.
+    assert set(rows) == {"| channels-tutorial", "| chat"}
+    assert rows["| channels-tutorial"].endswith("| 4,000 | 0.25x |  |  |")
+    assert rows["| chat"].endswith("| 4,000 | 0.12x | 1,000 | 0.50x |")
+    assert report.fastest([_result("relay", 1.0, calibration=True), _result("chat", 2.0)]) is None
+
+
+def test_calibration_targets_run_first_and_can_be_skipped() -> None:
+    def labels(*flags: str) -> list[str]:
+        return [label for label, _ in plan_targets(build_options(parse_args(["run", *flags])))]
+
+    assert labels("oneone") == ["relay", "channels tutorial", "chat (embedded, uvicorn)"]
+    assert labels("oneone", "--no-tutorial") == ["relay", "chat (embedded, uvicorn)"]
+    assert labels("oneone", "--no-relay", "--no-tutorial") == ["chat (embedded, uvicorn)"]
