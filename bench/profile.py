@@ -88,17 +88,61 @@ def finish(processes: list[subprocess.Popen[bytes]], *, stop: bool = False) -> N
             process.kill()
 
 
+def _rooted(frame: str) -> str:
+    """py-spy names files relative to their sys.path entry (``chat/outbox.py``): a leading
+    slash lets ``/chat/`` match the project's files and the site-packages' alike."""
+    return frame.replace(" (", " (/", 1)
+
+
 def _layer(frame: str) -> str | None:
+    rooted = _rooted(frame)
     for fragment, layer in LAYERS:
-        if fragment in frame:
+        if fragment in rooted:
             return layer
     return None
+
+
+def _is_app(frame: str) -> bool:
+    rooted = _rooted(frame)
+    return any(fragment in rooted for fragment in APP_FRAGMENTS)
+
+
+# Frames of the product's own code (what a profile is read against: which service call).
+APP_FRAGMENTS = ("/chat/", "/accounts/", "/presence/", "/notifications/", "/chatproject/")
+# Frames that hand work to a worker thread: what follows is one service call's database work.
+THREAD_HOP_FRAGMENTS = ("asgiref/sync.py", "concurrent/futures/thread.py")
+
+
+def _without_line(frame: str) -> str:
+    name, _, where = frame.partition(" (")
+    return f"{name} ({where.rpartition(':')[0]})" if where else frame
+
+
+def entry_point(frames: list[str]) -> str:
+    """What a stack was doing, in the product's terms: in a worker thread, the first app
+    frame after the hop (the service call: a send batch, an ack flush, a presence tick);
+    on the event loop, the deepest app frame (the part of a connection that runs), or the
+    layer when no app frame is on the stack (the server's own protocol work)."""
+    hop = max(
+        (i for i, frame in enumerate(frames) if any(f in frame for f in THREAD_HOP_FRAGMENTS)),
+        default=-1,
+    )
+    if hop >= 0:
+        for frame in frames[hop + 1 :]:
+            if _is_app(frame) and "db_threads.py" not in frame:
+                return "thread: " + _without_line(frame)
+        return "thread: (idle or outside the app)"
+    for frame in reversed(frames):
+        if _is_app(frame):
+            return "loop: " + _without_line(frame)
+    return "loop: " + (_layer(frames[-1]) or "other")
 
 
 def summarise(folder: Path, *, top: int = 15) -> str:
     """Markdown: busy share, layers (inclusive) and top self-time functions."""
     self_time: Counter[str] = Counter()
     layers: Counter[str] = Counter()
+    entries: Counter[str] = Counter()
     total = 0
     for path in sorted(folder.glob("profile-*.txt")):
         for line in path.read_text().splitlines():
@@ -109,6 +153,7 @@ def summarise(folder: Path, *, top: int = 15) -> str:
             frames = stack.split(";")
             total += count
             self_time[frames[-1]] += count
+            entries[entry_point(frames)] += count
             for layer in {_layer(frame) for frame in frames} - {None}:
                 layers[str(layer)] += count
     if total == 0:
@@ -122,6 +167,11 @@ def summarise(folder: Path, *, top: int = 15) -> str:
         "| --- | --- |",
     ]
     lines += [f"| {name} | {100 * n / max(busy, 1):.0f}% |" for name, n in layers.most_common()]
+    lines += ["", "| where (service call in a thread, or loop work) | share of busy samples |"]
+    lines += ["| --- | --- |"]
+    lines += [
+        f"| `{name}` | {100 * n / max(busy, 1):.1f}% |" for name, n in entries.most_common(top)
+    ]
     lines += ["", "| function (self time) | share of busy samples |", "| --- | --- |"]
     lines += [
         f"| `{name}` | {100 * n / max(busy, 1):.1f}% |" for name, n in self_time.most_common(top)

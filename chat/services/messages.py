@@ -19,7 +19,8 @@ tests/chat/test_send_cost.py).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -206,7 +207,7 @@ def _store(batch: Sequence[_Accepted]) -> list[PutResult]:
     under the same lock, so their streams list a conversation's messages in id order, and a
     reader of ``page_conversation(after=newest id seen)`` can never miss one committed later.
     """
-    with transaction.atomic():
+    with transaction.atomic(), _pipelined():
         floors = _lock_conversations({accepted.request.conversation_id for accepted in batch})
         now = timezone.now()
         messages: list[tuple[NewMessage, Sequence[int]]] = []
@@ -233,6 +234,22 @@ def _store(batch: Sequence[_Accepted]) -> list[PutResult]:
             _count_new_messages([(result.message, accepted.members) for accepted, result in new])
             transaction.on_commit(lambda: _publish_new(new))
     return results
+
+
+@contextmanager
+def _pipelined() -> Iterator[None]:
+    """On PostgreSQL, the statements of a send batch go out in psycopg's pipeline mode: a
+    statement whose result is not read (the sync entries, the counters) is sent with the
+    next one that is (here: with the end of the block), so a batch costs 5 round trips
+    instead of 8. Each round trip in a worker thread also waits for the GIL behind the
+    event loop. COMMIT and the on-commit publish run after the block, outside the
+    pipeline: ORM code that reads a row count must not run in it."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    connection.ensure_connection()
+    with connection.connection.pipeline():
+        yield
 
 
 def _lock_conversations(conversation_ids: set[int]) -> dict[int, int]:

@@ -131,6 +131,36 @@ def test_a_batch_of_sends_costs_the_queries_and_round_trips_of_one(
         assert many == one, costs
 
 
+def test_on_postgresql_a_sends_writes_go_out_together_in_pipeline_mode(
+    make_user: Callable[..., User],
+) -> None:
+    """Round trips, not statements, are what a send waits for: on PostgreSQL the writes
+    whose results nobody reads share a round trip with the next statement read."""
+    if connection.vendor != "postgresql":
+        pytest.skip("pipeline mode is psycopg's (PostgreSQL)")
+    from psycopg import pq
+
+    alice, bob = make_user(), make_user()
+    direct, _ = conversations.get_or_create_direct(alice, bob.pk)
+    statements: list[tuple[str, bool]] = []
+
+    def record(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        status = context["connection"].connection.pgconn.pipeline_status
+        statements.append((sql.split(maxsplit=1)[0], status != pq.PipelineStatus.OFF))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        messages.send_message(
+            sender_id=alice.pk, conversation_id=direct.pk, client_msg_id="p", text="hi"
+        )
+
+    writes = [pipelined for verb, pipelined in statements if verb in ("INSERT", "UPDATE")]
+    assert len(writes) >= 4, statements  # counters, message, entries, counts
+    assert all(writes), statements
+    # Outside the pipeline: only the reads before the transaction (revocation, members).
+    assert sum(not pipelined for _, pipelined in statements) <= 2, statements
+
+
 def test_a_batch_answers_each_send_on_its_own(
     make_user: Callable[..., User], settings: Any
 ) -> None:
