@@ -16,6 +16,7 @@ from chat import frames, realtime
 from chat.models import Conversation, ConversationKind, Membership, Role
 from chat.store import get_message_store
 from chat.store.base import NewEvent
+from chatproject import sql
 from chatproject.errors import Forbidden, NotFound, ServiceError
 from chatproject.text import name_problem
 
@@ -50,10 +51,16 @@ def member_ids(conversation_id: int) -> list[int]:
 def member_ids_of(conversation_ids: Iterable[int]) -> dict[int, list[int]]:
     """Members of several conversations in one query (unknown conversations: no entry)."""
     members: dict[int, list[int]] = {}
-    rows = Membership.objects.filter(conversation_id__in=set(conversation_ids)).values_list(
-        "conversation_id", "user_id"
-    )
-    for conversation_id, user_id in rows:
+    wanted = set(conversation_ids)
+    if not wanted:
+        return members
+    # Every send batch reads this: plain SQL, not an ORM query compiled per call.
+    condition, params = sql.id_in("conversation_id", wanted)
+    table = Membership._meta.db_table
+    for conversation_id, user_id in sql.rows(
+        f"SELECT conversation_id, user_id FROM {table} WHERE {condition}",  # noqa: S608 (constant fragments)
+        params,
+    ):
         members.setdefault(conversation_id, []).append(user_id)
     return members
 
