@@ -176,19 +176,14 @@ def main() -> None:
     args = parser.parse_args()
     import uvicorn
 
-    # The chat server's uvicorn options (chatproject/management/commands/serve.py): the
-    # two differ by the application only.
+    from chatproject.management.commands.serve import UVICORN_OPTIONS
+
+    # The chat server's uvicorn options: the two differ by the application only.
     uvicorn.run(
         application(port=args.port, redis_url=args.redis_url),
         host="127.0.0.1",
         port=args.port,
-        ws="websockets-sansio",
-        ws_max_size=1_048_576,
-        ws_per_message_deflate=False,
-        loop="uvloop",
-        http="httptools",
-        lifespan="off",
-        log_level="warning",
+        **UVICORN_OPTIONS,
     )
 
 

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -304,48 +305,42 @@ def start_chat(*, config: str, processes: int, server: str, first_port: int, run
 
 
 def start_relay(*, port: int) -> Target:
-    workdir = Path(tempfile.mkdtemp(prefix="bench-relay-", dir=os.environ.get("BENCH_TMP")))
-    log = workdir / "relay.log"
-    args = [sys.executable, "-m", "bench.relay", "--port", str(port)]
-    with log.open("ab") as out:
-        process = subprocess.Popen(  # noqa: S603 (fixed arguments)
-            args, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT
-        )
-    target = Target(
-        name="relay", kind="relay", ports=[port], processes=[process], workdir=workdir, ws_path="/"
+    return _start_calibration(
+        name="relay", kind="relay", module="bench.relay", port=port, ws_path="/"
     )
-    try:
-        wait_ready(f"http://127.0.0.1:{port}/", process, log)
-    except BaseException:
-        target.stop()
-        raise
-    return target
 
 
 def start_channels_tutorial(*, port: int, redis_url: str | None = None) -> Target:
     """The Channels tutorial's chat under uvicorn, on ``redis_url`` (default:
     ``tutorial_redis_url()``). Nothing to flush: its pub/sub layer stores no keys."""
-    workdir = Path(tempfile.mkdtemp(prefix="bench-tutorial-", dir=os.environ.get("BENCH_TMP")))
-    log = workdir / "tutorial.log"
-    args = [
-        sys.executable,
-        "-m",
-        "bench.channels_tutorial",
-        "--port",
-        str(port),
-        "--redis-url",
-        redis_url or tutorial_redis_url(),
-    ]
+    return _start_calibration(
+        name="channels-tutorial",
+        kind="tutorial",
+        module="bench.channels_tutorial",
+        port=port,
+        extra_args=["--redis-url", redis_url or tutorial_redis_url()],
+    )
+
+
+def _start_calibration(
+    *,
+    name: str,
+    kind: str,
+    module: str,
+    port: int,
+    extra_args: Sequence[str] = (),
+    ws_path: str = "/ws/",
+) -> Target:
+    """One calibration server (``python -m module --port port ...``), ready to serve."""
+    workdir = Path(tempfile.mkdtemp(prefix=f"bench-{kind}-", dir=os.environ.get("BENCH_TMP")))
+    log = workdir / f"{kind}.log"
+    args = [sys.executable, "-m", module, "--port", str(port), *extra_args]
     with log.open("ab") as out:
         process = subprocess.Popen(  # noqa: S603 (fixed arguments)
             args, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT
         )
     target = Target(
-        name="channels-tutorial",
-        kind="tutorial",
-        ports=[port],
-        processes=[process],
-        workdir=workdir,
+        name=name, kind=kind, ports=[port], processes=[process], workdir=workdir, ws_path=ws_path
     )
     try:
         wait_ready(f"http://127.0.0.1:{port}/", process, log)
