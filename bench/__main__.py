@@ -65,6 +65,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     run.add_argument("--group-rates", help="group offered sends/s, comma-separated")
     run.add_argument("--extra-steps", type=int)
     run.add_argument("--idle-connections", type=int)
+    run.add_argument(
+        "--idle-seconds", type=float, help="how long idle connections are watched for CPU"
+    )
     run.add_argument("--storm-pairs", type=int)
     run.add_argument("--history-messages", type=int)
     run.add_argument("--history-reads", type=int)
@@ -104,6 +107,7 @@ def build_options(args: argparse.Namespace) -> Options:
         group_rates=_floats(args.group_rates),
         extra_steps=args.extra_steps,
         idle_connections=args.idle_connections,
+        idle_seconds=args.idle_seconds,
         storm_pairs=args.storm_pairs,
         history_messages=args.history_messages,
         history_reads=args.history_reads,

@@ -34,6 +34,11 @@ def idle(target: Target, options: Options) -> Result:
         server_cpu, _ = meter.stop(time.monotonic())
         time.sleep(2.0)
         rss_after = tree_rss_bytes(target.pids)
+        # Connected and doing nothing, as a phone in a pocket: the clients ping every
+        # heartbeat interval; the server keeps leases, timers and its own pings going.
+        meter.start(time.monotonic())
+        time.sleep(options.idle_seconds)
+        idle_cpu, _ = meter.stop(time.monotonic())
         hello = connected["hello_at"]
         opened = len(hello)
         elapsed = (hello[-1] - connected["started"]) if hello else float("nan")
@@ -46,12 +51,15 @@ def idle(target: Target, options: Options) -> Result:
             "kib_per_connection": per_connection / 1024,
             "connects_per_s": opened / elapsed if opened else 0.0,
             "server_cpu_while_connecting": server_cpu,
+            "idle_cpu_percent": idle_cpu,
+            "idle_seconds": options.idle_seconds,
             "server_processes": len(target.pids),
         }
         result.rows.append(dict(result.summary))
         log(
             f"  {opened:,} idle connections: {per_connection / 1024:.1f} KiB each, "
-            f"{result.summary['connects_per_s']:,.0f} connects/s"
+            f"{result.summary['connects_per_s']:,.0f} connects/s, "
+            f"{idle_cpu:.1f}% of a core while idle for {options.idle_seconds:.0f} s"
         )
     finally:
         gen.shutdown()

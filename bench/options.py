@@ -34,6 +34,9 @@ class Options:
     extra_steps: int = 4
     # idle connections
     idle_connections: int = 2_000
+    # how long the open, idle connections are watched for the server's background CPU
+    # (acks, heartbeats and their pongs, presence ticks, timers)
+    idle_seconds: float = 30.0
     connect_concurrency: int = 200
     # reconnect storm: pairs, messages each offline device misses
     storm_pairs: int = 200
@@ -62,6 +65,7 @@ SIZES: dict[str, dict[str, Any]] = {
         "group_rates": [5],
         "extra_steps": 0,
         "idle_connections": 20,
+        "idle_seconds": 1.0,
         "storm_pairs": 4,
         "storm_messages": 3,
         "history_messages": 2_000,
@@ -78,6 +82,7 @@ SIZES: dict[str, dict[str, Any]] = {
         "groups": 4,
         "group_rates": [25, 50, 100, 150, 200, 300],
         "idle_connections": 10_000,
+        "idle_seconds": 60.0,
         "storm_pairs": 1_000,
         "history_messages": 10_000_000,
         "history_reads": 2_000,

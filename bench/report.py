@@ -39,6 +39,7 @@ HEADLINES: dict[str, list[tuple[str, str, bool]]] = {
     "idle": [
         ("kib_per_connection", "server KiB per idle connection", False),
         ("connects_per_s", "authenticated connections opened/s", True),
+        ("idle_cpu_percent", "server CPU % of a core while they idle", False),
     ],
     "storm": [
         ("all_live_s", "seconds until all devices live", False),

@@ -16,6 +16,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from accounts.ws_auth import WebSocketAuthMiddleware  # noqa: E402
 from chat.registry.announcer import start_announcing  # noqa: E402
 from chat.routing import websocket_urlpatterns  # noqa: E402
+from chatproject.startup_heap import freeze_startup_heap  # noqa: E402
 
 # A server process advertising a URL (CHAT_SERVER_WS_URL) registers itself (chat/registry/).
 start_announcing()
@@ -26,3 +27,6 @@ application = ProtocolTypeRouter(
         "websocket": WebSocketAuthMiddleware(URLRouter(websocket_urlpatterns)),
     }
 )
+
+# Last: everything imported so far lives as long as the process (chatproject/startup_heap.py).
+freeze_startup_heap()

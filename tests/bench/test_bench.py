@@ -14,7 +14,7 @@ import pytest
 
 from bench import report
 from bench.__main__ import build_options, parse_args, plan_targets
-from bench.connections import storm
+from bench.connections import idle, storm
 from bench.ledger import DeviceStream, Ledger
 from bench.loadgen_worker import Faults
 from bench.options import options_for
@@ -101,6 +101,21 @@ def test_reconnect_storm_syncs_everything_missed(chat_server: Target) -> None:
     assert result.summary["acknowledged"] > 0
     assert result.summary["lost"] == 0
     assert result.summary["duplicates"] == 0
+
+
+def test_idle_connections_report_memory_connect_rate_and_background_cpu(
+    chat_server: Target,
+) -> None:
+    options = options_for("tiny", first_port=0, idle_seconds=2.0)
+    result = idle(chat_server, options)
+    summary = result.summary
+    assert summary["connections"] == options.idle_connections
+    assert not summary["failures"]  # no connection refused or failed, by kind
+    assert summary["connects_per_s"] > 0
+    # Measured over the idle phase only: a running server process uses some CPU, and far
+    # less than a core while nothing is sent.
+    assert 0 <= summary["idle_cpu_percent"] < 50
+    assert summary["idle_seconds"] == 2.0
 
 
 @pytest.fixture(scope="module")
