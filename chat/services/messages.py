@@ -39,6 +39,7 @@ from chat.store.base import (
     PutResult,
     StoredMessage,
 )
+from chatproject import sql
 from chatproject.errors import Forbidden, NotFound, ServiceError
 from chatproject.limits import HISTORY_PAGE_MAX, MAX_CLIENT_MSG_ID_LENGTH
 from chatproject.text import is_blank, unstorable_text_problem
@@ -262,9 +263,9 @@ def _lock_conversations(conversation_ids: set[int]) -> dict[int, int]:
             # Ascending ids: concurrent batches lock shared conversations in the same order,
             # so they cannot deadlock.
             cursor.execute(
-                f"SELECT id, last_message_id FROM {table} WHERE id = ANY(%s) "  # noqa: S608 (constant table name)
+                f"SELECT id, last_message_id FROM {table} WHERE id = ANY(%s::bigint[]) "  # noqa: S608 (constant table name)
                 "ORDER BY id FOR UPDATE",
-                [ordered],
+                [sql.int_array(ordered)],
             )
         else:
             # SQLite locks the whole database for a write. A no-op UPDATE as the first
@@ -301,13 +302,13 @@ def _count_new_messages(messages: Sequence[tuple[StoredMessage, Sequence[int]]])
                 "SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[]) "
                 "AS s(column1, column2, column3)"
             )
-            last_params: list[Any] = [list(last_id), list(last_id.values())]
+            last_params: list[Any] = [sql.int_array(last_id), sql.int_array(last_id.values())]
             own_params: list[Any] = [
-                [c for c, _ in own],
-                [u for _, u in own],
-                list(own.values()),
+                sql.int_array(c for c, _ in own),
+                sql.int_array(u for _, u in own),
+                sql.int_array(own.values()),
             ]
-            total_params: list[Any] = [list(total), list(total.values())]
+            total_params: list[Any] = [sql.int_array(total), sql.int_array(total.values())]
             totals = "SELECT * FROM unnest(%s::bigint[], %s::bigint[]) AS v(column1, column2)"
         else:
             last = f"VALUES {_placeholders(len(last_id), 2)}"

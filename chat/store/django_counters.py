@@ -11,6 +11,8 @@ from collections.abc import Mapping, Sequence
 
 from django.db.backends.utils import CursorWrapper
 
+from chatproject import sql
+
 from .django_sql import MAX_PARAMS_PER_STATEMENT, chunks
 from .models import SyncCounter
 
@@ -30,7 +32,10 @@ def assign_seqs(
             "SELECT * FROM unnest(%s::bigint[], %s::bigint[]) "
             f"ON CONFLICT (user_id) DO UPDATE SET last_seq = {_COUNTER_TABLE}.last_seq "
             "+ excluded.last_seq RETURNING user_id, last_seq",
-            [list(user_ids), [1 if counts is None else counts[u] for u in user_ids]],
+            [
+                sql.int_array(user_ids),
+                sql.int_array(1 if counts is None else counts[u] for u in user_ids),
+            ],
         )
         return dict(cursor.fetchall())
     seqs: dict[int, int] = {}

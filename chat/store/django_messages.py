@@ -9,6 +9,8 @@ from typing import Any
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.utils import CursorWrapper
 
+from chatproject import sql
+
 from .base import NewMessage, StoredMessage
 from .django_sql import model_field
 from .models import StoredMessageRecord
@@ -54,13 +56,13 @@ def insert_messages(
             "%s::text[], %s::timestamptz[], %s::bigint[]) "
             "ON CONFLICT (sender_id, client_msg_id) DO NOTHING RETURNING id",
             [
-                [m.id for m, _ in rows],
-                [m.conversation_id for m, _ in rows],
-                [m.sender_id for m, _ in rows],
-                [m.client_msg_id for m, _ in rows],
-                [m.text for m, _ in rows],
-                [m.created_at for m, _ in rows],
-                [sender_seq for _, sender_seq in rows],
+                sql.int_array(m.id for m, _ in rows),
+                sql.int_array(m.conversation_id for m, _ in rows),
+                sql.int_array(m.sender_id for m, _ in rows),
+                sql.text_array(m.client_msg_id for m, _ in rows),
+                sql.text_array(m.text for m, _ in rows),
+                sql.time_array(m.created_at for m, _ in rows),
+                sql.nullable_int_array(sender_seq for _, sender_seq in rows),
             ],
         )
         return len(cursor.fetchall())

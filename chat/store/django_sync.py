@@ -10,6 +10,8 @@ import orjson
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.utils import CursorWrapper
 
+from chatproject import sql
+
 from .base import EventKind, SyncEntry
 from .django_sql import MAX_PARAMS_PER_STATEMENT, chunks, model_field
 from .models import SyncEntryRecord
@@ -57,13 +59,13 @@ def _insert_as_arrays(cursor: CursorWrapper, entries: Sequence[EntryRow]) -> Non
         "%s::text[], %s::bigint[], %s::bigint[], %s::text[], %s::timestamptz[]) "
         "AS e(u, s, k, c, m, p, t)",
         [
-            [e[0] for e in entries],
-            [e[1] for e in entries],
-            [e[2] for e in entries],
-            [e[3] for e in entries],
-            [e[4] for e in entries],
-            [orjson.dumps(dict(e[5])).decode() if e[5] else "{}" for e in entries],
-            [e[6] for e in entries],
+            sql.int_array(e[0] for e in entries),
+            sql.int_array(e[1] for e in entries),
+            sql.text_array(e[2] for e in entries),
+            sql.int_array(e[3] for e in entries),
+            sql.nullable_int_array(e[4] for e in entries),
+            sql.text_array(orjson.dumps(dict(e[5])).decode() if e[5] else "{}" for e in entries),
+            sql.time_array(e[6] for e in entries),
         ],
     )
 
