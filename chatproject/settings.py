@@ -308,6 +308,16 @@ CHAT_SERVER_REGISTRY_BACKEND: dict[str, Any] = (
 PRESENCE_HEARTBEAT_INTERVAL = env.int("PRESENCE_HEARTBEAT_INTERVAL", default=25)
 PRESENCE_TIMEOUT = env.float("PRESENCE_TIMEOUT", default=60.0)
 PRESENCE_TICK = env.float("PRESENCE_TICK", default=10.0)
+# Dead networks (chatproject/listen.py): the kernel probes a client socket idle for
+# TCP_KEEPALIVE_IDLE seconds every TCP_KEEPALIVE_INTERVAL seconds and drops it after
+# TCP_KEEPALIVE_COUNT unanswered probes (or data unacknowledged that long); 0 turns it off.
+TCP_KEEPALIVE_IDLE = env.int("TCP_KEEPALIVE_IDLE", default=20)
+TCP_KEEPALIVE_INTERVAL = env.int("TCP_KEEPALIVE_INTERVAL", default=5)
+TCP_KEEPALIVE_COUNT = env.int("TCP_KEEPALIVE_COUNT", default=3)
+# WebSocket protocol pings from uvicorn to every socket, in seconds (0: none). The kernel's
+# keepalive above finds dead networks at no CPU cost to the process; these pings cost
+# ~0.4% of a core per 1,000 idle sockets (docs/performance.md).
+WS_PROTOCOL_PING_INTERVAL = env.float("WS_PROTOCOL_PING_INTERVAL", default=0.0)
 PRESENCE_BACKEND = (
     "presence.backends.redis.RedisPresence"
     if REDIS_URL

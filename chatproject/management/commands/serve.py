@@ -25,7 +25,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
-from chatproject import lifecycle
+from chatproject import lifecycle, listen
 
 logger = logging.getLogger(__name__)
 
@@ -85,9 +85,15 @@ class Command(BaseCommand):
         import uvicorn
 
         config = uvicorn.Config(
-            "chatproject.asgi:application", host=host, port=port, **UVICORN_OPTIONS
+            "chatproject.asgi:application",
+            host=host,
+            port=port,
+            ws_ping_interval=settings.WS_PROTOCOL_PING_INTERVAL or None,
+            **UVICORN_OPTIONS,
         )
-        _DrainingServer(config).run()
+        sock = config.bind_socket()
+        listen.configure_keepalive(sock)  # accepted sockets inherit it
+        _DrainingServer(config).run(sockets=[sock])
 
 
 class _DrainingServer(uvicorn.Server):
