@@ -98,3 +98,9 @@ class Outbox:
             # The peer went away (the server raises on a closed socket); its disconnect follows.
             logger.debug("outbox: writing to a closed connection", exc_info=True)
             self._drop_queued()
+        finally:
+            # A finished task still holds its coroutine and result (~0.5 KiB per idle
+            # socket): let it go. No frame can be waiting unwritten at this point: the loop
+            # above ran until none was left, and put() refuses frames once closing.
+            if self._writer is asyncio.current_task():
+                self._writer = None

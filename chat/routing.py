@@ -1,12 +1,27 @@
-"""WebSocket URL routing."""
+"""The WebSocket application: ``/ws/`` is the chat endpoint; any other path is refused.
 
-from typing import Any, cast
+Not Channels' URLRouter: it copies the scope for every socket (a dict of ~0.5 KiB kept for
+the socket's lifetime) to add a ``url_route`` nobody reads, and there is one route.
+"""
 
-from django.urls import path
+from __future__ import annotations
 
-from .connection.consumer import ChatConsumer
+from typing import Any
 
-websocket_urlpatterns = [
-    # Channels' URLRouter takes ASGI applications through path(), typed for views.
-    path("ws/", cast(Any, ChatConsumer.as_asgi())),
-]
+from .connection.consumer import AsgiReceive, ChatConsumer
+from .outbox import AsgiSend
+
+CHAT_PATH = "/ws/"
+
+_chat = ChatConsumer.as_asgi()
+
+
+async def websocket_application(
+    scope: dict[str, Any], receive: AsgiReceive, send: AsgiSend
+) -> None:
+    if scope["path"] == CHAT_PATH:
+        await _chat(scope, receive, send)
+        return
+    # Closing before accepting answers the handshake with HTTP 403.
+    await receive()  # websocket.connect
+    await send({"type": "websocket.close", "code": 1008})

@@ -11,11 +11,11 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatproject.settings")
 django_asgi_app = get_asgi_application()
 
-from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.routing import ProtocolTypeRouter  # noqa: E402
 
 from accounts.ws_auth import WebSocketAuthMiddleware  # noqa: E402
 from chat.registry.announcer import start_announcing  # noqa: E402
-from chat.routing import websocket_urlpatterns  # noqa: E402
+from chat.routing import websocket_application  # noqa: E402
 from chatproject.startup_heap import freeze_startup_heap  # noqa: E402
 
 # A server process advertising a URL (CHAT_SERVER_WS_URL) registers itself (chat/registry/).
@@ -24,7 +24,7 @@ start_announcing()
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": WebSocketAuthMiddleware(URLRouter(websocket_urlpatterns)),
+        "websocket": WebSocketAuthMiddleware(websocket_application),
     }
 )
 
