@@ -4,12 +4,14 @@ Apps pass their device token in the ``Authorization: Bearer <token>`` header, or
 the WebSocket API cannot set headers, as the ``access_token`` query parameter. Browsers
 are authenticated by their session cookie, and then the ``Origin`` header must be the
 server's own origin, scheme, host and port (accounts.origins: cross-site WebSocket
-hijacking); any ``Origin`` sent is checked so, whatever the credentials. The result
-lands in ``scope["user"]`` and ``scope["device"]``; anonymous sockets get ``user=None``
-and the consumer refuses them.
+hijacking); any ``Origin`` sent is checked so, whatever the credentials. The chat
+consumer calls ``authenticate_scope`` when the socket opens and refuses it without a
+device.
 
-Unlike Channels' AuthMiddlewareStack this does not wrap ``send``: wrapping costs ~15% of
-the per-delivery CPU on the fan-out path, and the session is never written from a socket.
+Not a middleware like Channels' AuthMiddlewareStack: a middleware's frame and its copy of
+the scope live as long as the socket (memory per idle connection), and wrapping ``send``
+costs ~15% of the per-delivery CPU on the fan-out path; the session is never written from
+a socket.
 """
 
 from __future__ import annotations
@@ -139,17 +141,3 @@ async def authenticate_scope(scope: Scope) -> Auth:
     if device is None:
         return None, None, "invalid_token"
     return device.user, device, None
-
-
-class WebSocketAuthMiddleware:
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-
-    async def __call__(self, scope: Scope, receive: Any, send: Any) -> Any:
-        user, device, refusal = await authenticate_scope(scope)
-        scope = dict(scope, user=user, device=device, auth_refusal=refusal)
-        # The consumer takes the user and the device out of the scope once it has their
-        # ids; this frame lives as long as the socket and must not keep them either (two
-        # model instances, ~1 KiB per idle socket).
-        del user, device
-        return await self.inner(scope, receive, send)

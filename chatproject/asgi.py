@@ -13,7 +13,6 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 
-from accounts.ws_auth import WebSocketAuthMiddleware  # noqa: E402
 from chat.registry.announcer import start_announcing  # noqa: E402
 from chat.routing import websocket_application  # noqa: E402
 from chatproject.startup_heap import freeze_startup_heap  # noqa: E402
@@ -24,7 +23,7 @@ start_announcing()
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": WebSocketAuthMiddleware(websocket_application),
+        "websocket": websocket_application,
     }
 )
 

@@ -1,7 +1,7 @@
 """The chat WebSocket endpoint: a plain ASGI application, one instance per socket.
 
-It accepts the socket, refuses it when the authentication middleware found no device,
-or says ``hello`` and hands the socket's frames to the device's connection
+It authenticates the socket (accounts.ws_auth) and accepts it, refuses it when that
+found no device, or says ``hello`` and hands the socket's frames to the device's connection
 (chat.connection.device), in order: frames sent before ``hello`` are answered after it.
 
 It deliberately is not a Channels consumer: events come from the process hub
@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from accounts.models import Device, User
+from accounts.ws_auth import authenticate_scope
 from chat import frames, protocol
 from chat.outbox import AsgiSend, Outbox
 from chat.services import sync as sync_service
@@ -26,7 +26,6 @@ from chatproject.coalesce import PerLoop
 from .device import DeviceConnection
 
 AsgiReceive = Callable[[], Awaitable[dict[str, Any]]]
-AsgiApp = Callable[[dict[str, Any], AsgiReceive, AsgiSend], Awaitable[None]]
 
 # A reconnect storm reads its hello states in two queries per batch, not two per socket.
 _hello_state_coalesced: PerLoop[tuple[int, int], tuple[int, int]] = PerLoop(
@@ -41,15 +40,6 @@ class ChatConsumer:
         "connection",
         "scope",
     )
-
-    @classmethod
-    def as_asgi(cls) -> AsgiApp:
-        """The ASGI application for the URL router: a new instance per socket."""
-
-        async def app(scope: dict[str, Any], receive: AsgiReceive, send: AsgiSend) -> None:
-            await cls(scope, send).run(receive)
-
-        return app
 
     def __init__(self, scope: dict[str, Any], send: AsgiSend) -> None:
         self.scope = scope
@@ -78,12 +68,13 @@ class ChatConsumer:
                 self._outbox.stop()
 
     async def _on_connect(self) -> None:
-        # Taken out of the scope: a socket lives for hours, and it needs only the two ids.
-        user: User | None = self.scope.pop("user", None)
-        device: Device | None = self.scope.pop("device", None)
+        # Here, not in a middleware: a middleware's frame and its scope copy would live as
+        # long as the socket (~0.7 KiB each idle one), and so would the user and device
+        # unless dropped; a socket needs only their ids, and this frame returns.
+        user, device, refusal = await authenticate_scope(self.scope)
         await self._send({"type": "websocket.accept"})
         if user is None or device is None:
-            self._refuse(self.scope.get("auth_refusal") or "not_authenticated")
+            self._refuse(refusal or "not_authenticated")
             return
         last_seq, delivered = await _hello_state_coalesced((user.pk, device.pk))
         connection = DeviceConnection(
