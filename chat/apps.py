@@ -43,6 +43,8 @@ class ChatConfig(AppConfig):
         from accounts import hooks
         from chatproject import lifecycle
 
+        from . import tasks  # noqa: F401 (registers the periodic tasks by name)
+
         hooks.subscribe_devices_revoked(close_revoked_devices)
         hooks.provide_socket_url(suggested_socket_url)
         # SIGTERM (manage.py serve): clients are told to reconnect elsewhere, then leave.

@@ -293,6 +293,7 @@ class SyncPageFrame(TypedDict):
     events: list[SyncEvent]
     last_seq: int
     has_more: bool
+    reset: bool
 
 
 class MessagesFrame(TypedDict):

@@ -34,11 +34,17 @@ class SyncPageBody(TypedDict):
     events: list[SyncEvent]
     last_seq: int
     has_more: bool
+    reset: bool
 
 
 def sync_page_body(page: SyncPage) -> SyncPageBody:
     """GET /api/v1/sync's body, and the WebSocket ``sync.page``'s fields."""
-    return {"events": page.events, "last_seq": page.last_seq, "has_more": page.has_more}
+    return {
+        "events": page.events,
+        "last_seq": page.last_seq,
+        "has_more": page.has_more,
+        "reset": page.reset,
+    }
 
 
 def sync_page_frame(ref: str | None, page: SyncPage) -> frames.SyncPageFrame:

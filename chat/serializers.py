@@ -146,6 +146,10 @@ class SyncPageSerializer(serializers.Serializer[Any]):
     events = serializers.ListField(child=serializers.DictField())
     last_seq = serializers.IntegerField()
     has_more = serializers.BooleanField()
+    reset = serializers.BooleanField(
+        help_text="The cursor is older than the retained window: reload over REST, then "
+        "continue from last_seq (events is empty)."
+    )
 
 
 # --- query parameters -------------------------------------------------------------------

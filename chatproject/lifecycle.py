@@ -29,7 +29,25 @@ DrainStep = Callable[[], Awaitable[None]]
 _draining = threading.Event()
 _lock = threading.Lock()
 _on_draining: list[Callable[[], None]] = []
+_on_serving: list[Callable[[], None]] = []
 _drain_steps: list[DrainStep] = []
+
+
+def on_serving(callback: Callable[[], None]) -> None:
+    """Call ``callback`` when this process starts serving (``manage.py serve``), not in
+    other commands or tests: e.g. the embedded stand-in for celery beat."""
+    with _lock:
+        if callback not in _on_serving:
+            _on_serving.append(callback)
+
+
+def mark_serving() -> None:
+    """This process is about to serve clients: run the ``on_serving`` callbacks."""
+    for callback in tuple(_on_serving):
+        try:
+            callback()
+        except Exception:
+            logger.exception("serve: an on_serving callback failed")
 
 
 def is_draining() -> bool:

@@ -172,10 +172,19 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 4
 # Periodic tasks: run by ``celery -A chatproject beat`` in production (docs/operations.md);
 # embedded, by a timer thread in the server process (notifications/runner.py).
 PUSH_PRUNE_INTERVAL_SECONDS = env.float("PUSH_PRUNE_INTERVAL_SECONDS", default=3600.0)
+# Sync queue entries are kept this many days (history forever); a device whose cursor is
+# older gets a "reset" sync page and reloads over REST (docs/protocol.md, chat/services/
+# retention.py). Pruned every SYNC_PRUNE_INTERVAL_SECONDS.
+SYNC_RETENTION_DAYS = env.float("SYNC_RETENTION_DAYS", default=30.0)
+SYNC_PRUNE_INTERVAL_SECONDS = env.float("SYNC_PRUNE_INTERVAL_SECONDS", default=3600.0)
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "prune-push-deliveries": {
         "task": "notifications.prune_deliveries",
         "schedule": PUSH_PRUNE_INTERVAL_SECONDS,
+    },
+    "prune-sync-queues": {
+        "task": "chat.prune_sync_queues",
+        "schedule": SYNC_PRUNE_INTERVAL_SECONDS,
     },
 }
 

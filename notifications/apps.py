@@ -9,6 +9,11 @@ class NotificationsConfig(AppConfig):
         # Chat publishes post-commit hooks instead of calling this app (apps depend in one
         # direction: chat <- notifications).
         # The tasks register by import; the runner reaches them by name (never importing them).
-        from . import subscribers, tasks  # noqa: F401
+        from chatproject import lifecycle
+
+        from . import runner, subscribers, tasks  # noqa: F401
 
         subscribers.connect()
+        # Embedded, periodic tasks (CELERY_BEAT_SCHEDULE: sync retention, push claims) run
+        # on this process's timers from the moment it serves.
+        lifecycle.on_serving(runner.start_embedded_schedule_if_eager)

@@ -90,6 +90,12 @@ def wait_for_idle(timeout: float = 10.0) -> bool:
 
 
 # --- the embedded stand-in for celery beat ----------------------------------------------------
+def start_embedded_schedule_if_eager() -> None:
+    """``start_embedded_schedule`` when tasks run in this process (no broker)."""
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        start_embedded_schedule()
+
+
 def start_embedded_schedule() -> None:
     """Embedded: run each ``CELERY_BEAT_SCHEDULE`` entry on a timer thread of this process
     (the first enqueue calls this; calling it again changes nothing)."""

@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 import orjson
 
+from chat import replies
 from chat.services import sync as sync_service
 from chatproject.db_threads import in_db_thread
 
@@ -139,6 +140,12 @@ class DeviceStream:
                 page = await in_db_thread(
                     sync_service.sync_page, self.user_id, after_seq=self.cursor, limit=GAP_FILL_PAGE
                 )
+                if page.reset:
+                    # What is missing was pruned: the device gets the reset page a sync
+                    # would have given it, reloads, and goes on from there.
+                    self.cursor = page.last_seq
+                    self._write(orjson.dumps(replies.sync_page_frame(None, page)))
+                    break
                 for event in page.events:
                     if event["seq"] == self.cursor + 1:
                         self.cursor = event["seq"]

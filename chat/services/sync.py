@@ -30,6 +30,10 @@ class SyncPage:
     events: list[frames.SyncEvent]
     last_seq: int  # the seq of the last event in this page (or the cursor, if empty)
     has_more: bool
+    # The cursor is older than the retained window (SYNC_RETENTION_DAYS): events after it
+    # were pruned. No events; last_seq is the user's newest seq, from which the device
+    # continues once it has reloaded its state over REST (docs/protocol.md).
+    reset: bool = False
 
 
 def render_events(entries: list[SyncEntry]) -> list[frames.SyncEvent]:
@@ -58,15 +62,26 @@ def render_events(entries: list[SyncEntry]) -> list[frames.SyncEvent]:
 def sync_page(user_id: int, *, after_seq: int, limit: int) -> SyncPage:
     """The events after ``after_seq``. A cursor beyond the user's newest seq is taken as that
     seq: the page's ``last_seq`` becomes the device's live cursor, and one past the queue
-    would make it skip the events still to come."""
+    would make it skip the events still to come. A cursor whose next events were pruned
+    gets a ``reset`` page instead."""
     store = get_message_store()
     entries = store.read_sync(user_id, after_seq=after_seq, limit=limit + 1)
+    # Queues are gap-free (base.py): a first entry past after_seq + 1 means the ones
+    # between were pruned.
+    pruned = bool(entries) and entries[0].seq > after_seq + 1
     if not entries:
         # Read after the empty page, so events appended meanwhile are at or below it: the
         # page is read again from there rather than answered empty.
         newest = store.last_seq(user_id)
         if after_seq > newest:
             return sync_page(user_id, after_seq=newest, limit=limit)
+        if after_seq < newest:
+            # Events after the cursor were committed before `newest` was read: this read
+            # sees each of them that was not pruned.
+            entries = store.read_sync(user_id, after_seq=after_seq, limit=limit + 1)
+            pruned = not entries or entries[0].seq > after_seq + 1
+    if pruned:
+        return SyncPage(events=[], last_seq=store.last_seq(user_id), has_more=False, reset=True)
     has_more = len(entries) > limit
     entries = entries[:limit]
     last_seq = entries[-1].seq if entries else after_seq

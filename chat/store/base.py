@@ -37,6 +37,12 @@ and must pass ``tests/store/test_conformance.py``. The contract:
   ``id < before``, newest first; with ``after``, the oldest ``limit`` messages with
   ``id > after``, newest first. Tombstones are included.
 * ``read_sync`` returns a user's entries with ``seq > after_seq`` in ascending order.
+* ``prune_sync`` deletes up to ``limit`` entries created before ``older_than``, oldest
+  first, and returns how many it deleted (sync queues are kept for a window,
+  ``SYNC_RETENTION_DAYS``; messages forever). ``last_seq`` never moves back and the next
+  entry still takes ``last_seq + 1``; ``read_sync`` returns the entries that remain, so
+  after a pruned range its first entry's seq is above ``after_seq + 1``: that is how a
+  reader sees that a cursor is older than the window.
 * Text is stored exactly: any Unicode, including 4-byte characters, up to the caller's limit.
 """
 
@@ -263,3 +269,8 @@ class MessageStore(abc.ABC):
     @abc.abstractmethod
     def last_seq(self, user_id: int) -> int:
         """The user's highest assigned sequence number (0 if none)."""
+
+    @abc.abstractmethod
+    def prune_sync(self, *, older_than: datetime, limit: int) -> int:
+        """Delete up to ``limit`` sync entries created before ``older_than``, oldest first;
+        return how many were deleted."""

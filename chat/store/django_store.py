@@ -303,6 +303,16 @@ class DjangoMessageStore(MessageStore):
         )
         return last or 0
 
+    def prune_sync(self, *, older_than: datetime, limit: int) -> int:
+        if limit <= 0:
+            return 0
+        records = SyncEntryRecord.objects.using(self.using)
+        # One bounded statement per call (the created_at index finds the oldest): a delete
+        # of a day's entries at once would hold its locks and WAL for minutes.
+        oldest = records.filter(created_at__lt=older_than).order_by("created_at", "id")
+        deleted, _ = records.filter(id__in=oldest.values("id")[:limit]).delete()
+        return deleted
+
     # --- helpers ------------------------------------------------------------------------
 
     def _messages(self) -> QuerySet[StoredMessageRecord]:

@@ -61,6 +61,8 @@ class SyncEntryRecord(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["user_id", "seq"], name="message_store_sync_user_seq")
         ]
+        # Retention (prune_sync) deletes the oldest entries first.
+        indexes = [models.Index(fields=["created_at"], name="message_store_sync_created")]
 
     def __str__(self) -> str:
         return f"{self.kind} #{self.seq} for user {self.user_id}"

@@ -29,6 +29,7 @@ class WsDevice:
         self.token = token
         self.device_id = device_id
         self.cursor = 0
+        self.resets = 0  # reset sync pages received (cursor older than the retained window)
         self.communicator: WebsocketCommunicator | None = None
         self.hello: dict[str, Any] = {}
 
@@ -52,6 +53,13 @@ class WsDevice:
             events.extend(page["events"])
             for event in page["events"]:
                 self.cursor = event["seq"]
+            if page["reset"]:
+                # Older than the retained window: a client reloads over REST, then goes on
+                # from the newest seq (docs/protocol.md).
+                assert page["events"] == [], page
+                assert not page["has_more"], page
+                self.resets += 1
+                self.cursor = page["last_seq"]
             if not page["has_more"]:
                 return events
 

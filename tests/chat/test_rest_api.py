@@ -405,7 +405,12 @@ def test_sync_returns_the_users_events_in_order_and_shows_current_message_state(
     later = bob_client.get("/api/v1/sync", {"after": 2}).json()
     assert [e["seq"] for e in later["events"]] == [3, 4]
     caught_up = bob_client.get("/api/v1/sync", {"after": page["last_seq"]}).json()
-    assert caught_up == {"events": [], "last_seq": page["last_seq"], "has_more": False}
+    assert caught_up == {
+        "events": [],
+        "last_seq": page["last_seq"],
+        "has_more": False,
+        "reset": False,
+    }
 
     # Another user's queue holds only their own events.
     outsider, _, _ = login_client()

@@ -544,6 +544,31 @@ def test_last_seq_is_the_highest_assigned_sequence_number(
     assert (store.last_seq(ALICE), store.last_seq(BOB), store.last_seq(DAVE)) == (3, 4, 0)
 
 
+def test_prune_sync_deletes_old_entries_oldest_first_and_keeps_numbering_and_history(
+    store: MessageStore, make_message: MakeMessage
+) -> None:
+    now = timezone.now()
+    old = [
+        send(store, make_message, recipients=(ALICE, BOB), created_at=now - timedelta(days=d))
+        for d in (42, 41, 40)
+    ]  # seqs 1-3 for each
+    send(store, make_message, recipients=(ALICE, BOB))  # seq 4, inside the window
+    cutoff = now - timedelta(days=30)
+
+    # Oldest first, at most `limit`: the first message's two entries.
+    assert store.prune_sync(older_than=cutoff, limit=2) == 2
+    assert [e.seq for e in store.read_sync(BOB, after_seq=0, limit=10)] == [2, 3, 4]
+    assert store.prune_sync(older_than=cutoff, limit=100) == 4
+    assert store.prune_sync(older_than=cutoff, limit=100) == 0
+
+    # A reader after a pruned range sees the first entry that remains.
+    assert [e.seq for e in store.read_sync(BOB, after_seq=0, limit=10)] == [4]
+    assert store.last_seq(BOB) == 4
+    # Numbering goes on; history is kept forever.
+    assert store.put_message(make_message(), recipient_ids=(ALICE, BOB)).seqs[BOB] == 5
+    assert set(store.get_messages([m.id for m in old])) == {m.id for m in old}
+
+
 def test_count_messages_counts_newer_live_messages_optionally_not_from_one_sender(
     store: MessageStore, make_message: MakeMessage
 ) -> None:

@@ -3,12 +3,14 @@ once and in order, and what was typed offline is sent."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import ServerProcess
+from tests.e2e.conftest import ROOT, ServerProcess
 
 from .conftest import ChatUser
 
@@ -98,3 +100,40 @@ def test_server_restart_reconnects_and_sends_the_outbox(
     expect(alice.page.locator(".message .text")).to_have_text(
         ["hello", "written while the server was down", "welcome back"]
     )
+
+
+@pytest.mark.parametrize("layout", ["desktop", "phone"])
+def test_away_longer_than_the_sync_window_reloads_and_shows_everything(
+    open_user: Callable[..., ChatUser], web_servers: list[ServerProcess], layout: str
+) -> None:
+    """Bob's tab is offline while Alice writes, and the server prunes the sync queues
+    meanwhile (as SYNC_RETENTION_DAYS would after a month away): back online, the app gets
+    a reset sync page, reloads from history and shows every message once, in order."""
+    alice = open_user("alice", "Alice Martin")
+    bob = open_user("bob", "Bob Chen", phone=layout == "phone")
+    start_chat(alice, bob)
+
+    bob.context.set_offline(True)
+    expect(bob.page.locator("main .connection")).to_contain_text("You are offline")
+    missed = [f"missed {n}" for n in range(1, 4)]
+    for text in missed:
+        alice.send(text)
+    expect(alice.message(missed[-1]).get_by_role("img", name="Sent")).to_be_visible()
+    pruned = subprocess.run(
+        [sys.executable, "manage.py", "prune_sync_queues", "--days", "0"],
+        cwd=ROOT,
+        env=web_servers[0].env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "pruned 0 " not in pruned.stdout, pruned.stdout
+
+    bob.context.set_offline(False)
+    everything = ["hello", *missed]
+    expect(bob.page.locator(".message .text")).to_have_text(everything)
+    expect(bob.page.locator("main .connection")).to_be_hidden()
+    alice.send("after the reset")
+    expect(bob.page.locator(".message .text")).to_have_text([*everything, "after the reset"])
+    bob.page.wait_for_timeout(500)  # nothing arrives twice a moment later
+    expect(bob.page.locator(".message .text")).to_have_text([*everything, "after the reset"])

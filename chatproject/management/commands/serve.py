@@ -61,6 +61,7 @@ class Command(BaseCommand):
     ) -> None:
         if not no_migrate:
             call_command("migrate", interactive=False, verbosity=0)
+        lifecycle.mark_serving()
         shown_host = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host  # noqa: S104
         self.stdout.write(
             self.style.SUCCESS(f"Chat is running at http://{shown_host}:{port}/  (Ctrl+C to stop)")

@@ -160,6 +160,18 @@ function startSession(me) {
         else renderList();
       }
     },
+    async onReset() {
+      // Away longer than the server keeps sync queues: what this tab shows may miss events.
+      try {
+        await store.reloadAfterReset();
+      } catch (error) {
+        console.warn("Reloading after a reset failed; starting over.", error);
+        location.reload();
+        return;
+      }
+      if ((currentRoute ?? "").split("/")[0] === "c") route(true);
+      else renderList();
+    },
     onEvent(event) {
       store.applyEvent(event);
     },

@@ -29,7 +29,8 @@ const ACK_EVERY_MS = 1000;
 const SYNC_PAGE_LIMIT = 200;
 
 export class ChatSocket {
-  // handlers: onState(state, detail), onHello(hello, isFirst) -> Promise, onEvent(event),
+  // handlers: onState(state, detail), onHello(hello, isFirst) -> Promise, onReset() -> Promise,
+  // onEvent(event),
   // onFrame(frame) for frames outside the stream, onLive(), onAuthLost(code)
   constructor(handlers) {
     this.handlers = handlers;
@@ -293,7 +294,16 @@ export class ChatSocket {
     this.sendFrame({ type: "sync", after: this.cursor, limit: SYNC_PAGE_LIMIT });
   }
 
-  page(page) {
+  async page(page) {
+    if (page.reset) {
+      // Our cursor is older than the queue the server keeps (docs/protocol.md, "Reset"):
+      // reload over REST and go on from last_seq. The cursor moves first, so live events
+      // arriving meanwhile are applied, not taken for a gap (which would reset again).
+      this.cursor = Math.max(this.cursor, page.last_seq);
+      const ws = this.ws;
+      await this.handlers.onReset();
+      if (ws !== this.ws) return;
+    }
     for (const event of page.events) {
       if (event.seq > this.cursor) this.handlers.onEvent(event);
     }

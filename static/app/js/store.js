@@ -210,6 +210,20 @@ export class Store extends EventTarget {
     return page.results.length;
   }
 
+  // After a reset sync page (docs/protocol.md): events this tab missed were pruned, so its
+  // conversations and loaded history are reloaded from the server, which keeps history.
+  async reloadAfterReset() {
+    for (const conv of this.conversations.values()) {
+      conv.messages.clear();
+      conv.historyLoaded = false;
+      conv.reachedStart = false;
+    }
+    await this.loadConversations();
+    if (this.openConversationId && this.conversations.has(this.openConversationId)) {
+      await this.loadHistory(this.openConversationId);
+    }
+  }
+
   sortedMessages(conv) {
     return [...conv.messages.values()].sort((a, b) => compareIds(a.id, b.id));
   }
