@@ -19,7 +19,8 @@ def test_every_place_is_filled_and_nothing_else_changes() -> None:
     assert "{{" not in text
     upstream = [line.strip() for line in text.splitlines() if "fail_timeout=" in line]
     assert upstream == [f"server {s} max_fails=1 fail_timeout=10s;" for s in servers]
-    assert "    listen 443;\n" in text
+    # Keepalive towards the clients: a client whose network vanished is dropped.
+    assert "    listen 443 so_keepalive=20s:5s:3;\n" in text
     assert "    server_name chat.example.com;\n" in text
     assert '    default "eu";\n' in text
     assert "    access_log /var/log/x/chat-access.log chat_access;\n" in text
@@ -55,7 +56,7 @@ def test_no_server_no_config() -> None:
 def test_the_command_writes_the_file(tmp_path: Path) -> None:
     out = tmp_path / "chat.conf"
     assert main(["--server", "127.0.0.1:8000", "--listen", "8080", "--output", str(out)]) == 0
-    assert "listen 8080;" in out.read_text()
+    assert "listen 8080 so_keepalive=20s:5s:3;" in out.read_text()
 
 
 def test_debian_nginx_accepts_the_rendered_file(tmp_path: Path) -> None:
