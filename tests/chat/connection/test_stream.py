@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import orjson
 import pytest
 from channels.db import database_sync_to_async as adb
+from django.utils import timezone
 
 from accounts.models import User
 from chat.connection import stream as stream_module
 from chat.connection.stream import GAP_FILL_DELAY_SECONDS, DeviceStream
+from chat.services import retention
 from chat.services import sync as sync_service
+from chat.store.models import SyncEntryRecord
 
 from .conftest import Written, messages_to, wait_for
 
@@ -98,4 +102,38 @@ async def test_a_gap_is_read_from_the_sync_queue_after_the_delay(
     read_ids = [frame["message"]["id"] for frame in read_back if frame["type"] == "message.new"]
     assert read_ids == ids[:2]
     assert stream.cursor == newest
+    stream.stop()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_gap_whose_events_were_pruned_gets_the_reset_page_and_goes_on_live(
+    make_user: Callable[..., User],
+) -> None:
+    alice, bob = await adb(make_user)(), await adb(make_user)()
+    await messages_to(bob, alice, 3)
+    newest = (await adb(sync_service.sync_page)(bob.pk, after_seq=0, limit=500)).last_seq
+    # Everything before the newest entry is older than the window, and pruned.
+    await adb(SyncEntryRecord.objects.filter(user_id=bob.pk, seq__lt=newest).update)(
+        created_at=timezone.now() - timedelta(days=31)
+    )
+    await adb(retention.prune_sync_queues)()
+    written = Written()
+    stream = live_stream(written, user_id=bob.pk)
+
+    stream.deliver(newest, frame(newest))  # what came before it never arrives live
+    await wait_for(lambda: len(written.raw) == 1)
+
+    assert written.frames == [
+        {
+            "type": "sync.page",
+            "ref": None,
+            "events": [],
+            "last_seq": newest,
+            "has_more": False,
+            "reset": True,
+        }
+    ]
+    assert stream.cursor == newest
+    stream.deliver(newest + 1, frame(newest + 1))  # and the stream goes on from there
+    assert written.frames[-1]["seq"] == newest + 1
     stream.stop()
