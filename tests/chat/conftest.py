@@ -16,6 +16,7 @@ from channels.testing import WebsocketCommunicator
 from accounts import services as account_services
 from accounts.models import User
 from chat import realtime
+from chat.services import conversations
 from chatproject.asgi import application
 
 _client_ids = itertools.count(1)
@@ -113,6 +114,13 @@ class WsDevice:
         if self.communicator is not None:
             await self.communicator.disconnect()
             self.communicator = None
+
+
+async def direct(a: User, b: User) -> int:
+    """The direct conversation of ``a`` and ``b`` (created on first use)."""
+    conversation, _ = await database_sync_to_async(conversations.get_or_create_direct)(a, b.pk)
+    conversation_id: int = conversation.pk
+    return conversation_id
 
 
 @pytest.fixture

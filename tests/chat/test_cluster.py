@@ -26,8 +26,9 @@ from chat.realtime.routes import Routed, process_channel, user_route_key
 from chat.services import messages
 from chatproject.redis_connections import connections
 
+from .conftest import direct
 from .test_send_cost import RedisRoundTrips, masters
-from .test_ws_messaging import UsersFactory, direct
+from .test_ws_messaging import UsersFactory
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),

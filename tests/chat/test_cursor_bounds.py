@@ -10,19 +10,15 @@ import pytest
 from channels.db import database_sync_to_async as adb
 
 from accounts.models import User
-from chat.services import conversations, sync
+from chat.services import sync
 from chat.store import get_message_store
+
+from .conftest import direct
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 UsersFactory = Callable[[int], list[User]]
 FAR_BEYOND = 10**12
-
-
-async def direct(a: User, b: User) -> int:
-    conversation, _ = await adb(conversations.get_or_create_direct)(a, b.pk)
-    conversation_id: int = conversation.pk
-    return conversation_id
 
 
 async def test_sync_after_beyond_the_newest_seq_still_gets_the_next_message_live(

@@ -13,7 +13,8 @@ from chat import realtime
 from chat.services import messages
 from tests.redis_servers import kill_clients
 
-from .test_ws_messaging import UsersFactory, direct
+from .conftest import direct
+from .test_ws_messaging import UsersFactory
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),

@@ -14,22 +14,18 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.models import User
-from chat.services import conversations, retention
+from chat.services import retention
 from chat.store import get_message_store
 from chat.store.base import EventKind, NewEvent
 from chat.store.models import SyncEntryRecord
 from chatproject.celery import app
 
+from .conftest import direct
+
 pytestmark = pytest.mark.django_db(transaction=True)
 
 UsersFactory = Callable[[int], list[User]]
 TASK = "chat.prune_sync_queues"
-
-
-async def direct(a: User, b: User) -> int:
-    conversation, _ = await adb(conversations.get_or_create_direct)(a, b.pk)
-    conversation_id: int = conversation.pk
-    return conversation_id
 
 
 def _age_entries(user: User, *, upto_seq: int, days: float) -> None:

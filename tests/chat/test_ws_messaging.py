@@ -11,15 +11,11 @@ from channels.db import database_sync_to_async as adb
 from accounts.models import User
 from chat.services import conversations, messages
 
+from .conftest import direct
+
 pytestmark = pytest.mark.django_db(transaction=True)
 
 UsersFactory = Callable[[int], list[User]]
-
-
-async def direct(a: User, b: User) -> int:
-    conversation, _ = await adb(conversations.get_or_create_direct)(a, b.pk)
-    conversation_id: int = conversation.pk
-    return conversation_id
 
 
 async def test_one_message_reaches_every_other_device_once_and_is_acked(

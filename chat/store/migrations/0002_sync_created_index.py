@@ -16,22 +16,22 @@ class AddIndexConcurrentlyOnPostgres(AddIndexConcurrently):
     def database_forwards(
         self, app_label: str, schema_editor: Any, from_state: Any, to_state: Any
     ) -> None:
-        if schema_editor.connection.vendor == "postgresql":
-            super().database_forwards(app_label, schema_editor, from_state, to_state)
-        else:
-            migrations.AddIndex.database_forwards(
-                self, app_label, schema_editor, from_state, to_state
-            )
+        _operation(schema_editor).database_forwards(
+            self, app_label, schema_editor, from_state, to_state
+        )
 
     def database_backwards(
         self, app_label: str, schema_editor: Any, from_state: Any, to_state: Any
     ) -> None:
-        if schema_editor.connection.vendor == "postgresql":
-            super().database_backwards(app_label, schema_editor, from_state, to_state)
-        else:
-            migrations.AddIndex.database_backwards(
-                self, app_label, schema_editor, from_state, to_state
-            )
+        _operation(schema_editor).database_backwards(
+            self, app_label, schema_editor, from_state, to_state
+        )
+
+
+def _operation(schema_editor: Any) -> type[migrations.AddIndex]:
+    if schema_editor.connection.vendor == "postgresql":
+        return AddIndexConcurrently
+    return migrations.AddIndex
 
 
 class Migration(migrations.Migration):
